@@ -1,0 +1,239 @@
+"""The admin API under ``/__mock/`` (contract: ``specs/mockadmin/openapi.yaml``).
+
+=========================================== ============================================================
+``GET /__mock/health``                      liveness, version, mounted providers and their base URLs
+``GET /__mock/jobs``                        jobs (``provider``, ``status``, ``limit`` filters)
+``GET /__mock/jobs/{provider}/{job_id}``    one job with its computed state
+``POST /__mock/videos``                     seed a completed source video for any provider
+``GET /__mock/clock``                       virtual time; ``POST /__mock/clock/advance`` ``{"seconds": s}``
+``GET|POST|DELETE /__mock/faults``          list, add, clear faults; ``DELETE /__mock/faults/{id}``
+``GET /__mock/journal``                     recent requests (credentials redacted)
+``GET /__mock/webhooks``                    webhook deliveries and every attempt
+``POST /__mock/reset``                      forget jobs, faults, journal and deliveries
+``GET /__mock/files/{provider}/{job}/{name}`` asset downloads (file URLs of fal, sunra, gpt.ge, ...)
+=========================================== ============================================================
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__
+from . import engine as eng
+from .assets import VARIANTS, asset_bytes, bytes_response, file_name
+from .faults import FaultError
+
+PREFIX = "/__mock"
+
+
+def _err(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"message": message}}, status=status)
+
+
+async def _json_body(request: web.Request) -> tuple[Any, web.Response | None]:
+    raw = await request.read()
+    if not raw:
+        return {}, None
+    try:
+        return json.loads(raw), None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return None, _err(400, f"request body is not valid JSON: {exc}")
+
+
+def job_json(state, job: eng.Job) -> dict[str, Any]:
+    """The neutral view of a job (as the admin API reports it; times in unix seconds)."""
+    st = eng.state_at(job, state.clock.now())
+    return {
+        "provider": job.provider, "id": job.id, "kind": job.kind, "status": st.status,
+        "progress": st.progress, "queue_position": st.queue_position,
+        "created_at": int(state.clock.to_wall(job.created)),
+        "started_at": None if st.started_at is None else int(state.clock.to_wall(st.started_at)),
+        "finished_at": None if st.finished_at is None else int(state.clock.to_wall(st.finished_at)),
+        "source_id": job.source_id, "failure": job.failure,
+        "cancelled": job.cancelled_at is not None,
+        "params": {k: v for k, v in job.params.items() if not k.startswith("_")},
+    }
+
+
+def setup(app: web.Application, state) -> None:
+    """Register the admin routes on ``app``."""
+    r = app.router
+
+    async def health(request):
+        mounts = [{"provider": m.provider, "host": m.host_id, "family": m.host["family"],
+                   "base_url": state.base_url(m.provider, m.host_id), "real_base_url": m.host["base_url"]}
+                  for m in state.mounts]
+        return web.json_response({"status": "ok", "mock": "sora-remix-mock", "version": __version__,
+                                  "clock": state.config.clock, "speed": state.config.speed,
+                                  "jobs": len(state.store), "mounts": mounts})
+
+    async def list_jobs(request):
+        q = request.query
+        provider = q.get("provider")
+        status = q.get("status")
+        try:
+            limit = int(q.get("limit", "100"))
+            if limit < 0:
+                raise ValueError
+        except ValueError:
+            return _err(400, "limit must be an integer >= 0")
+        if provider and provider not in state.contracts:
+            return _err(404, f"unknown provider {provider!r}")
+        out = []
+        for pid in ([provider] if provider else list(state.contracts)):
+            jobs, _ = state.store.list(pid, order="desc", limit=10 ** 9)
+            for job in jobs:
+                j = job_json(state, job)
+                if status and j["status"] != status:
+                    continue
+                out.append(j)
+                if len(out) >= limit:
+                    break
+        return web.json_response({"jobs": out[:limit], "total": len(state.store)})
+
+    async def get_job(request):
+        pid, jid = request.match_info["provider"], request.match_info["job_id"]
+        try:
+            job = state.store.get(pid, jid)
+        except KeyError:
+            return _err(404, f"no job {jid!r} for provider {pid!r}")
+        return web.json_response(job_json(state, job))
+
+    async def seed_video(request):
+        body, err = await _json_body(request)
+        if err:
+            return err
+        if not isinstance(body, dict):
+            return _err(400, "body must be an object")
+        pid = body.get("provider")
+        if pid not in state.contracts:
+            return _err(400, f"provider must be one of {', '.join(state.contracts)}")
+        seconds = body.get("seconds", 4)
+        size = body.get("size", "720x1280")
+        try:
+            from .media import parse_size
+
+            parse_size(str(size))
+            seconds = int(seconds)
+            if not 1 <= seconds <= 60:
+                raise ValueError
+        except (TypeError, ValueError):
+            return _err(400, "seconds must be an integer 1..60 and size like 1280x720")
+        meta = state.contracts[pid].provider
+        vid = body.get("id")
+        if vid is not None and (not isinstance(vid, str) or not vid):
+            return _err(400, "id must be a non-empty string")
+        params = {"prompt": str(body.get("prompt", "seeded source video")), "seconds": seconds,
+                  "size": str(size), "model": body.get("model") or "sora-2"}
+        try:
+            job = state.store.create(pid, "generate", params, eng.Timing(0.0, 0.0), id=vid,
+                                     id_prefix=meta["ids"]["prefix"], id_format=meta["ids"]["format"],
+                                     now=state.clock.now())
+        except ValueError as exc:
+            return _err(409, str(exc))
+        return web.json_response(job_json(state, job), status=201)
+
+    async def clock_get(request):
+        return web.json_response({"mode": state.config.clock, "now": state.clock.now(),
+                                  "wall": int(state.clock.wall()), "speed": state.config.speed})
+
+    async def clock_advance(request):
+        body, err = await _json_body(request)
+        if err:
+            return err
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            return _err(400, "seconds must be a number >= 0")
+        if not hasattr(state.clock, "advance"):
+            return _err(409, "the clock is not manual (start with --clock manual)")
+        state.clock.advance(float(seconds))
+        if state.webhooks._wake is not None:
+            state.webhooks._wake.set()
+        return await clock_get(request)
+
+    async def faults_list(request):
+        return web.json_response({"faults": [f.to_json() for f in state.faults.rules]})
+
+    async def faults_add(request):
+        body, err = await _json_body(request)
+        if err:
+            return err
+        specs_in = body if isinstance(body, list) else [body]
+        added = []
+        try:
+            for spec in specs_in:
+                if isinstance(spec, dict) and spec.get("provider") and spec["provider"] not in state.contracts:
+                    raise FaultError(f"unknown provider {spec['provider']!r}")
+                added.append(state.faults.add(spec))
+        except FaultError as exc:
+            for rule in added:
+                state.faults.remove(rule.id)
+            return _err(400, str(exc))
+        return web.json_response({"faults": [f.to_json() for f in added]}, status=201)
+
+    async def faults_clear(request):
+        n = len(state.faults.rules)
+        state.faults.clear()
+        return web.json_response({"removed": n})
+
+    async def fault_delete(request):
+        try:
+            fid = int(request.match_info["fault_id"])
+        except ValueError:
+            return _err(404, "no such fault")
+        if not state.faults.remove(fid):
+            return _err(404, "no such fault")
+        return web.json_response({"removed": 1})
+
+    async def journal(request):
+        try:
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            return _err(400, "limit must be an integer")
+        entries = list(state.journal)[-max(0, limit):] if limit else []
+        return web.json_response({"requests": [e.to_json() for e in entries]})
+
+    async def webhooks(request):
+        return web.json_response({"deliveries": [d.to_json() for d in state.webhooks.deliveries]})
+
+    async def reset(request):
+        state.store.reset(random.Random(state.config.seed + 1))
+        state.faults.clear()
+        state.journal.clear()
+        state.webhooks.reset()
+        return web.json_response({"status": "reset"})
+
+    async def files(request):
+        pid, jid, name = (request.match_info[k] for k in ("provider", "job_id", "name"))
+        try:
+            job = state.store.get(pid, jid)
+        except KeyError:
+            return _err(404, "file not found")
+        variant = next((v for v in VARIANTS if file_name(jid, v) == name), None)
+        st = eng.state_at(job, state.clock.now())
+        if variant is None or st.status != eng.COMPLETED:
+            return _err(404, "file not found")
+        ttl = state.asset_ttl(pid)
+        if state.clock.now() >= st.finished_at + ttl:
+            return _err(410, "file has expired")
+        job.params["_delivered"] = True
+        return bytes_response(request, asset_bytes(job.params, variant), VARIANTS[variant][0], name)
+
+    r.add_get(f"{PREFIX}/health", health)
+    r.add_get(f"{PREFIX}/jobs", list_jobs)
+    r.add_get(f"{PREFIX}/jobs/{{provider}}/{{job_id}}", get_job)
+    r.add_post(f"{PREFIX}/videos", seed_video)
+    r.add_get(f"{PREFIX}/clock", clock_get)
+    r.add_post(f"{PREFIX}/clock/advance", clock_advance)
+    r.add_get(f"{PREFIX}/faults", faults_list)
+    r.add_post(f"{PREFIX}/faults", faults_add)
+    r.add_delete(f"{PREFIX}/faults", faults_clear)
+    r.add_delete(f"{PREFIX}/faults/{{fault_id}}", fault_delete)
+    r.add_get(f"{PREFIX}/journal", journal)
+    r.add_get(f"{PREFIX}/webhooks", webhooks)
+    r.add_post(f"{PREFIX}/reset", reset)
+    r.add_get(f"{PREFIX}/files/{{provider}}/{{job_id}}/{{name}}", files)

@@ -1,0 +1,456 @@
+"""The mock server application: routes built from the contracts, and the request pipeline.
+
+Pipeline of one provider request (see ``../shared/DESIGN.md``; faults and latency are middleware):
+
+    route (aiohttp router built from each host's contract)
+      -> faults middleware (injected errors, latency, hangs, resets, rate limit)
+      -> auth (the provider's scheme, from provider.yaml)
+      -> validate (openapi-core against the contract; errors in the provider's envelope)
+      -> family adapter (lifecycle engine; renders the provider's wire format)
+
+Everything provider-specific comes from ``specs/<id>/``; the family adapters hold the dialects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import random
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+import specs
+from specs import Contract, Operation
+
+from . import engine as eng
+from .config import MockConfig
+from .validation import HostValidator, parse_json_body
+
+log = logging.getLogger("mockserver")
+STATE_KEY = web.AppKey("mock_state", object)
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_REDACT_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"}
+
+
+def redact_headers(headers) -> dict[str, str]:
+    """Copy headers with credentials replaced by ``[REDACTED]`` (keys never reach journals or logs)."""
+    return {k: ("[REDACTED]" if k.lower() in _REDACT_HEADERS else v) for k, v in headers.items()}
+
+
+def redact_url(url: str) -> str:
+    """Drop query values that look like secrets (key, token, signature, ...) from a URL or path."""
+    return re.sub(r"(?i)([?&](?:[a-z_]*key|token|sig|signature|secret|x-amz-[a-z-]+)=)[^&]*", r"\1[REDACTED]", url)
+
+
+@dataclass
+class HostMount:
+    """One provider host as served by this mock: where it is mounted and its compiled contract."""
+
+    contract: Contract
+    host: dict
+    prefix: str  # URL path prefix in this server, up to the host base URL's path ("/openai/v1")
+    validator: HostValidator
+    operations: list[Operation]
+    family: Any = None
+    handlers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def provider(self) -> str:
+        return self.contract.id
+
+    @property
+    def host_id(self) -> str:
+        return self.host["id"]
+
+
+@dataclass
+class JournalEntry:
+    """One request as kept in the admin journal (credentials redacted)."""
+
+    time: float
+    method: str
+    path: str
+    provider: str | None
+    operation: str | None
+    status: int | None = None
+    duration_ms: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    fault: str | None = None
+
+    def to_json(self) -> dict:
+        return {"time": self.time, "method": self.method, "path": self.path, "provider": self.provider,
+                "operation": self.operation, "status": self.status, "duration_ms": self.duration_ms,
+                "headers": self.headers, "fault": self.fault}
+
+
+class MockState:
+    """All state of one mock server: contracts, the job store, the clock, faults, journal and webhooks.
+
+    Created by :func:`build_app`; reachable from handlers as ``request.app[STATE_KEY]``.
+    """
+
+    def __init__(self, config: MockConfig):
+        from .faults import FaultBook
+        from .webhooks import WebhookDispatcher
+
+        config.validate()
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.clock = eng.ManualClock() if config.clock == "manual" else eng.SystemClock(speed=config.speed)
+        self.store = eng.JobStore(self.clock, rng=random.Random(config.seed + 1))
+        self.contracts: dict[str, Contract] = {pid: specs.load(pid) for pid in config.providers}
+        self.mounts: list[HostMount] = []
+        self.journal: collections.deque[JournalEntry] = collections.deque(maxlen=config.journal_size)
+        try:
+            self.faults = FaultBook(self, config.faults)
+        except ValueError as exc:
+            from .config import ConfigError
+
+            raise ConfigError(f"--fault: {exc}") from None
+        self.webhooks = WebhookDispatcher(self)
+        self.public_base_url: str = config.public_base_url or ""
+        self.started = time.time()
+        self.ca_path: str | None = None
+        self.replay = None
+
+    # -- provider helpers -------------------------------------------------------------------------
+    def timing(self, provider: str) -> eng.Timing:
+        """The lifecycle timing of a provider: provider.yaml ``mock`` defaults, overridden by config."""
+        base = self.contracts[provider].provider["mock"]
+        over = self.config.timings.get(provider, {})
+        return eng.Timing(queued=float(over.get("queued_seconds", base["queued_seconds"])),
+                          in_progress=float(over.get("in_progress_seconds", base["in_progress_seconds"])))
+
+    def asset_ttl(self, provider: str) -> float:
+        base = self.contracts[provider].provider["mock"]
+        return float(self.config.timings.get(provider, {}).get("asset_ttl_seconds", base["asset_ttl_seconds"]))
+
+    def mount_for(self, provider: str, host_id: str | None = None) -> HostMount:
+        for m in self.mounts:
+            if m.provider == provider and (host_id is None or m.host_id == host_id):
+                return m
+        raise KeyError(f"{provider}/{host_id} is not mounted")
+
+    def base_url(self, provider: str, host_id: str | None = None) -> str:
+        """Absolute URL of a mounted host, like the real provider's base URL (``.../openai/v1``)."""
+        return self.public_base_url.rstrip("/") + self.mount_for(provider, host_id).prefix
+
+    def wall(self) -> float:
+        """Current wall-clock time in unix seconds as the mock reports it (follows the virtual clock)."""
+        return self.clock.wall()
+
+    def to_wall(self, virtual: float | None) -> int | None:
+        """Convert a virtual engine time (seconds) to integer unix seconds, or None."""
+        if virtual is None:
+            return None
+        return int(self.clock.to_wall(virtual))
+
+
+@dataclass
+class Ctx:
+    """Everything a family adapter needs for one request.
+
+    Attributes:
+        state: the server's :class:`MockState`.
+        mount: the provider host being called.
+        op: the contract operation (role, kind, source, model ...).
+        request: the aiohttp request.
+        path_params: path parameters from the contract's path template.
+        body: parsed request body (JSON value, dict of multipart fields, or None).
+        api_key: the caller's key (never logged).
+    """
+
+    state: MockState
+    mount: HostMount
+    op: Operation
+    request: web.Request
+    path_params: dict[str, str]
+    body: Any
+    api_key: str | None
+
+    @property
+    def contract(self) -> Contract:
+        return self.mount.contract
+
+    @property
+    def provider(self) -> str:
+        return self.mount.provider
+
+    def base_url(self, host_id: str | None = None) -> str:
+        return self.state.base_url(self.provider, host_id or self.mount.host_id)
+
+    def json(self, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+
+    def error(self, kind: str, message: str | None = None, param: str | None = None,
+              status: int | None = None, headers: dict[str, str] | None = None) -> web.Response:
+        """The provider's error envelope for a neutral error kind (``not_found``, ``validation`` ...)."""
+        return error_response(self.contract, kind, message, param, status, headers)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def error_response(contract: Contract, kind: str, message: str | None = None, param: str | None = None,
+                   status: int | None = None, headers: dict[str, str] | None = None) -> web.Response:
+    """Render ``kind`` in ``contract``'s error envelope as an aiohttp response."""
+    code, body = contract.error_body(kind, message=message, param=param, status=status)
+    hdrs = dict(headers or {})
+    if code == 429 and "Retry-After" not in hdrs:
+        hdrs["Retry-After"] = "1"
+    return web.json_response(body, status=code, headers=hdrs, dumps=_dumps)
+
+
+# -- auth ---------------------------------------------------------------------------------------------
+def check_auth(contract: Contract, headers, required_key: str | None) -> tuple[str | None, str | None]:
+    """Check credentials against the provider's scheme(s) (provider.yaml ``auth``).
+
+    Returns ``(api_key, None)`` when accepted, or ``(None, reason)`` when rejected.
+    """
+    auth = contract.auth
+    value = headers.get(auth["header"])
+    if value is None or not value.strip():
+        return None, f"missing credentials: send the {auth['header']} header ({_scheme_hint(auth)})"
+    value = value.strip()
+    scheme, _, rest = value.partition(" ")
+    if scheme in ("Bearer", "Key") and rest.strip():
+        if scheme not in auth["schemes"]:
+            return None, f"{scheme} credentials are not accepted here ({_scheme_hint(auth)})"
+        key = rest.strip()
+    elif "raw" in auth["schemes"] and " " not in value:
+        key = value
+    else:
+        return None, f"malformed {auth['header']} header ({_scheme_hint(auth)})"
+    if required_key is not None and key != required_key:
+        return None, "invalid API key"
+    return key, None
+
+
+def _scheme_hint(auth: dict) -> str:
+    forms = {"Bearer": "Bearer <key>", "Key": "Key <key>", "raw": "<key>"}
+    return "expected " + " or ".join(forms[s] for s in auth["schemes"])
+
+
+# -- request pipeline ---------------------------------------------------------------------------------
+def _request_id_headers(op: Operation) -> list[str]:
+    names = set()
+    for resp in (op.definition.get("responses") or {}).values():
+        for h in (resp.get("headers") or {}) if isinstance(resp, dict) else {}:
+            if h.lower().endswith("request-id"):
+                names.add(h.lower())
+    return sorted(names)
+
+
+def make_handler(mount: HostMount, op: Operation):
+    """Build the aiohttp handler for one contract operation."""
+    has_body = "requestBody" in op.definition
+    params = op.definition.get("parameters") or []
+    needs_validation = has_body or any(
+        isinstance(p, dict) and (p.get("in") in ("query", "header") or "$ref" in p) for p in params)
+    id_headers = _request_id_headers(op) or ["x-request-id"]
+
+    async def core(request: web.Request, rel_path: str, path_params: dict[str, str]) -> web.StreamResponse:
+        state: MockState = request.app[STATE_KEY]
+        contract = mount.contract
+        key, reason = check_auth(contract, request.headers, state.config.api_key)
+        if key is None:
+            return error_response(contract, "unauthorized", reason)
+        body: Any = None
+        raw = b""
+        if has_body or request.can_read_body:
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return error_response(contract, "validation", "request body is too large", status=413
+                                      if _declares(op, 413) else None)
+        if needs_validation:
+            ctype = request.headers.get("Content-Type", "")
+            errs = mount.validator.request_errors(request.method, rel_path, request.query, request.headers,
+                                                  raw if raw else None, ctype)
+            if errs:
+                message, param = errs[0]
+                return error_response(contract, "validation", message, param)
+        if raw:
+            body = await _parse_body(request, raw)
+            if isinstance(body, ValueError):
+                return error_response(contract, "validation", str(body))
+        ctx = Ctx(state=state, mount=mount, op=op, request=request, path_params=path_params, body=body,
+                  api_key=key)
+        response = await mount.family.handle(ctx)
+        rid = uuid.uuid4().hex
+        for name in id_headers:
+            response.headers.setdefault(name, f"req_{rid}")
+        return response
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await guarded(request, _rel_path(request.path, mount.prefix), dict(request.match_info))
+
+    async def guarded(request: web.Request, rel_path: str, path_params: dict[str, str]) -> web.StreamResponse:
+        try:
+            return await core(request, rel_path, path_params)
+        except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:  # a mock bug still answers in the provider's envelope, and is logged
+            log.exception("mock error in %s %s", op.method, op.path)
+            return error_response(mount.contract, "server_error", f"mock internal error: {type(exc).__name__}")
+
+    handler.core = guarded
+    handler.mock_meta = (mount, op)  # read by the faults middleware and the journal
+    return handler
+
+
+def _declares(op: Operation, status: int) -> bool:
+    return str(status) in (op.definition.get("responses") or {})
+
+
+async def _parse_body(request: web.Request, raw: bytes) -> Any:
+    ctype = request.content_type
+    if ctype.endswith("json"):
+        try:
+            return parse_json_body(raw)
+        except ValueError as exc:
+            return exc
+    if ctype == "multipart/form-data":
+        return await _parse_multipart(request, raw)
+    if ctype == "application/x-www-form-urlencoded":
+        from urllib.parse import parse_qsl
+
+        return dict(parse_qsl(raw.decode("utf-8", "replace")))
+    return raw
+
+
+async def _parse_multipart(request: web.Request, raw: bytes) -> dict[str, Any] | ValueError:
+    """Parse a multipart body into ``{field: str | bytes}`` (files as bytes; JSON-looking text decoded)."""
+    import email.parser
+    import email.policy
+
+    header = request.headers.get("Content-Type", "")
+    try:
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + header.encode("latin-1") + b"\r\n\r\n" + raw)
+    except Exception as exc:  # a malformed body from a client must not become a 500
+        return ValueError(f"malformed multipart body: {exc}")
+    if not msg.is_multipart():
+        return ValueError("malformed multipart body: no parts found")
+    out: dict[str, Any] = {}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        data = part.get_payload(decode=True) or b""
+        if part.get_filename():
+            out[name] = bytes(data)
+            continue
+        text = data.decode("utf-8", "replace")
+        if text[:1] in "{[":
+            try:
+                out[name] = json.loads(text)
+                continue
+            except json.JSONDecodeError:
+                pass
+        out[name] = text
+    return out
+
+
+def _rel_path(path: str, prefix: str) -> str:
+    return path[len(prefix):] if prefix and path.startswith(prefix) else path
+
+
+def _fallback_handler(mounts: list[HostMount]):
+    """Catch-all for paths under a mount: normalises ``//`` (sunra's SDK quirk), then answers 405 for a
+    known path with the wrong method and 404 otherwise, in the provider's envelope."""
+
+    async def fallback(request: web.Request) -> web.StreamResponse:
+        path = request.path
+        normalised = "//" in path
+        if normalised:
+            path = re.sub(r"/{2,}", "/", path)
+        for mount in sorted(mounts, key=lambda m: -len(m.prefix)):
+            if mount.prefix and not (path == mount.prefix or path.startswith(mount.prefix + "/")):
+                continue
+            rel = _rel_path(path, mount.prefix)
+            if normalised:
+                for op in mount.operations:
+                    m = op.path_regex.match(rel)
+                    if m and op.method == request.method:
+                        return await mount.handlers[op.operation_id].core(request, rel, m.groupdict())
+            allowed = sorted({op.method for op in mount.operations if op.path_regex.match(rel)})
+            if allowed:
+                resp = error_response(mount.contract, "method_not_allowed",
+                                      f"method {request.method} is not allowed on {rel}")
+                resp.headers["Allow"] = ", ".join(allowed)
+                return resp
+            return error_response(mount.contract, "not_found", f"no route for {request.method} {rel}")
+        return web.json_response({"error": {"message": f"nothing is mounted at {path}",
+                                            "mounts": [m.prefix or "/" for m in mounts]}}, status=404)
+
+    return fallback
+
+
+# -- application --------------------------------------------------------------------------------------
+def mount_prefix(contract: Contract, host: dict, at_root: bool) -> str:
+    """The URL prefix a host is served under: its mount (or nothing at the root) plus the base URL path."""
+    base_path = urlsplit(host["base_url"]).path.rstrip("/")
+    return ("" if at_root else host["mount"]) + base_path
+
+
+def build_app(config: MockConfig | None = None) -> web.Application:
+    """Build the aiohttp application for a configuration (see :class:`MockConfig`).
+
+    Raises:
+        mockserver.config.ConfigError: invalid configuration (one clear line).
+        specs.SpecError: a contract cannot be loaded.
+    """
+    from . import admin
+    from .families import family_for
+    from .faults import faults_middleware, journal_middleware
+
+    config = config or MockConfig()
+    state = MockState(config)
+    app = web.Application(middlewares=[journal_middleware, faults_middleware], client_max_size=MAX_BODY_BYTES)
+    app[STATE_KEY] = state
+    admin.setup(app, state)
+    for pid in config.providers:
+        contract = state.contracts[pid]
+        for i, host in enumerate(contract.hosts):
+            at_root = config.single_provider and i == 0
+            prefix = mount_prefix(contract, host, at_root)
+            ops = [op for op in contract.operations() if op.host == host["id"]]
+            mount = HostMount(contract=contract, host=host, prefix=prefix,
+                              validator=HostValidator(contract, host["id"]), operations=ops)
+            mount.family = family_for(host["family"])(state, mount)
+            state.mounts.append(mount)
+    # Register literal paths before templated ones so /videos/edits is not taken for /videos/{video_id}.
+    routes = [(m, op) for m in state.mounts for op in m.operations]
+    routes.sort(key=lambda r: (r[1].path.count("{"), -len(r[1].path)))
+    for mount, op in routes:
+        handler = mount.handlers[op.operation_id] = make_handler(mount, op)
+        app.router.add_route(op.method, mount.prefix + op.path, handler)
+    for mount in state.mounts:
+        extra = getattr(mount.family, "extra_routes", None)
+        if extra:
+            for method, path, handler in extra():
+                app.router.add_route(method, mount.prefix + path, handler)
+    app.router.add_route("*", "/{__tail__:.*}", _fallback_handler(state.mounts))
+    app.on_startup.append(_on_startup)
+    app.on_cleanup.append(_on_cleanup)
+    return app
+
+
+async def _on_startup(app: web.Application) -> None:
+    state: MockState = app[STATE_KEY]
+    await state.webhooks.start()
+
+
+async def _on_cleanup(app: web.Application) -> None:
+    state: MockState = app[STATE_KEY]
+    await state.webhooks.stop()

@@ -1,0 +1,125 @@
+"""Configuration of a mock server instance (from CLI flags, a profile file, or code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import specs
+
+
+class ConfigError(ValueError):
+    """A bad flag value or profile file. ``str(err)`` is one clear line for the CLI."""
+
+
+@dataclass
+class MockConfig:
+    """Everything a mock server instance needs to start.
+
+    Attributes:
+        providers: provider ids to serve (default: all vendored providers).
+        single_provider: serve ``providers[0]``'s primary host at ``/`` (``--provider ID``).
+        host, port: bind address (port 0 picks a free port).
+        clock: ``"system"`` (virtual time = real time x ``speed``) or ``"manual"`` (frozen until advanced).
+        speed: time scale for the system clock (2.0 = jobs finish twice as fast).
+        seed: seed for every random choice (ids, probabilistic faults, latency draws).
+        api_key: when set, every other key is rejected with 401.
+        timings: per-provider overrides ``{provider: {"queued_seconds": s, "in_progress_seconds": s}}``.
+        faults: fault rules to install at start (dicts, see :mod:`mockserver.faults`).
+        rate_limit: ``(requests, per_seconds)`` token bucket per API key, or None.
+        tls: serve HTTPS with a locally generated CA.
+        tls_dir: where to write the CA and server certificate (default: a temp dir).
+        openai_webhook_url: where OpenAI project-level webhooks go (None = not sent).
+        openai_webhook_secret: ``whsec_...`` secret used to sign them.
+        aigateway_webhook_secret: secret for aigateway's ``aig-signature`` (hex HMAC-SHA256).
+        webhook_max_attempts: delivery attempts per event (1 + retries).
+        webhook_backoff: first retry delay in seconds (doubles each attempt).
+        journal_size: number of requests kept in the admin journal.
+        replay: path to a cassette to replay (served instead of the live engine where it matches).
+        public_base_url: absolute base URL used in links the mock returns (defaults to the bound address).
+    """
+
+    providers: list[str] = field(default_factory=specs.provider_ids)
+    single_provider: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    clock: str = "system"
+    speed: float = 1.0
+    seed: int = 0
+    api_key: str | None = None
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    rate_limit: tuple[float, float] | None = None
+    tls: bool = False
+    tls_dir: str | None = None
+    openai_webhook_url: str | None = None
+    openai_webhook_secret: str = "whsec_bW9jay13ZWJob29rLXNlY3JldC1mb3ItdGVzdHM="
+    aigateway_webhook_secret: str = "aig-mock-webhook-secret"
+    webhook_max_attempts: int = 4
+    webhook_backoff: float = 0.5
+    journal_size: int = 500
+    replay: str | None = None
+    public_base_url: str | None = None
+
+    def validate(self) -> None:
+        """Check values; raises :class:`ConfigError` with one clear line."""
+        known = specs.provider_ids()
+        for pid in self.providers:
+            if pid not in known:
+                raise ConfigError(f"unknown provider {pid!r} (known: {', '.join(known)})")
+        if self.single_provider and len(self.providers) != 1:
+            raise ConfigError("--provider serves exactly one provider at the root")
+        if self.clock not in ("system", "manual"):
+            raise ConfigError(f"--clock must be 'system' or 'manual', not {self.clock!r}")
+        if not self.speed > 0:
+            raise ConfigError("--speed must be a positive number")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port {self.port} is out of range 0..65535")
+        for pid, t in self.timings.items():
+            if pid not in known:
+                raise ConfigError(f"timings for unknown provider {pid!r}")
+            for k, v in t.items():
+                if k not in ("queued_seconds", "in_progress_seconds", "asset_ttl_seconds"):
+                    raise ConfigError(f"unknown timing {k!r} for {pid} (queued_seconds, in_progress_seconds, "
+                                      "asset_ttl_seconds)")
+                if not isinstance(v, int | float) or v < 0:
+                    raise ConfigError(f"timing {pid}.{k} must be a number >= 0")
+
+
+def parse_rate(text: str) -> tuple[float, float]:
+    """Parse ``N/s``, ``N/m`` or ``N/h`` into ``(N, seconds)``. Raises ConfigError."""
+    try:
+        n, unit = text.strip().split("/")
+        per = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}[unit]
+        count = float(n)
+        if count <= 0:
+            raise ValueError
+        return count, per
+    except (ValueError, KeyError):
+        raise ConfigError(f"--rate-limit must look like 10/s, 600/m or 1000/h, not {text!r}") from None
+
+
+def load_profile(path: str | Path) -> dict[str, Any]:
+    """Read a YAML profile file (keys: timings, faults, speed, seed, clock, api_key, rate_limit, ...).
+
+    Raises ConfigError (one line) when unreadable or not a mapping.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read profile {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"profile {path} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"profile {path} must be a mapping of settings")
+    allowed = {"timings", "faults", "speed", "seed", "clock", "api_key", "rate_limit", "providers",
+               "openai_webhook_url", "openai_webhook_secret", "webhook_max_attempts", "webhook_backoff"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise ConfigError(f"profile {path}: unknown setting(s) {', '.join(sorted(unknown))}")
+    return data

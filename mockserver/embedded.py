@@ -1,0 +1,201 @@
+"""Run the mock in-process: on a background thread (sync code, SDK tests) or on the running loop (async).
+
+    with EmbeddedMock(MockConfig(clock="manual")) as mock:
+        client = openai.OpenAI(base_url=mock.base_url("openai"), api_key="sk-test")
+        mock.advance(5)
+
+Binds 127.0.0.1 on a free port by default. With ``tls=True`` it serves HTTPS using a CA generated with
+trustme and exposes ``ca_path`` (point ``SSL_CERT_FILE`` at it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .app import STATE_KEY, MockState, build_app
+from .config import MockConfig
+
+TLS_NAMES = ["127.0.0.1", "localhost", "api.localhost", "*.localhost"]
+
+
+def make_tls(directory: str | Path) -> tuple[str, Any]:
+    """Create a local CA and a server certificate for 127.0.0.1/localhost with trustme.
+
+    Returns ``(ca_pem_path, ssl_context)``; the CA file is written into ``directory``.
+    """
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert(*TLS_NAMES)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_path = directory / "mock-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    return str(ca_path), ctx
+
+
+class RunningServer:
+    """A started mock: its URLs, state and shutdown. Created by :func:`start` or :class:`EmbeddedMock`."""
+
+    def __init__(self, app: web.Application, runner: web.AppRunner, url: str, ca_path: str | None):
+        self.app = app
+        self.runner = runner
+        self.url = url
+        self.ca_path = ca_path
+
+    @property
+    def state(self) -> MockState:
+        return self.app[STATE_KEY]
+
+    def base_url(self, provider: str, host: str | None = None) -> str:
+        """Absolute base URL of a provider host on this mock (``http://127.0.0.1:PORT/openai/v1``)."""
+        return self.state.base_url(provider, host)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start(config: MockConfig | None = None) -> RunningServer:
+    """Start the mock on the running event loop. Raises ConfigError/SpecError/OSError on bad setup."""
+    config = config or MockConfig(port=0)
+    app = build_app(config)
+    state: MockState = app[STATE_KEY]
+    ssl_ctx = None
+    if config.tls:
+        tls_dir = config.tls_dir or tempfile.mkdtemp(prefix="mock-tls-")
+        state.ca_path, ssl_ctx = make_tls(tls_dir)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_ctx, reuse_address=True)
+    await site.start()
+    sock = site._server.sockets[0]  # noqa: SLF001 - the bound port (for --port 0)
+    port = sock.getsockname()[1]
+    host = config.host if ":" not in config.host else f"[{config.host}]"
+    url = f"{'https' if config.tls else 'http'}://{host}:{port}"
+    if not config.public_base_url:
+        state.public_base_url = url
+    return RunningServer(app, runner, url, state.ca_path)
+
+
+class EmbeddedMock:
+    """The mock on a background thread with its own event loop (for synchronous code and SDKs).
+
+    Args:
+        config: a :class:`MockConfig`; ``port`` defaults to 0 (a free port) when not given.
+        **overrides: fields of MockConfig (``clock="manual"``, ``speed=50``, ``tls=True``, ...).
+    """
+
+    def __init__(self, config: MockConfig | None = None, **overrides: Any):
+        if config is None:
+            overrides.setdefault("port", 0)
+            config = MockConfig(**overrides)
+        else:
+            for k, v in overrides.items():
+                setattr(config, k, v)
+        self.config = config
+        self.server: RunningServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> EmbeddedMock:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> EmbeddedMock:
+        self.config.validate()
+        ready = threading.Event()
+        error: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                self.server = loop.run_until_complete(start(self.config))
+            except BaseException as exc:  # reported to the caller's thread
+                error.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.server.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="mockserver", daemon=True)
+        self._thread.start()
+        ready.wait(60)
+        if error:
+            raise error[0]
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(30)
+        self._loop = None
+
+    def call(self, fn, *args):
+        """Run ``fn(*args)`` on the server's loop thread and return its result (thread-safe state access)."""
+        async def wrapper():
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(30)
+
+    # -- conveniences -------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def ca_path(self) -> str | None:
+        return self.server.ca_path
+
+    @property
+    def state(self) -> MockState:
+        return self.server.state
+
+    def base_url(self, provider: str, host: str | None = None) -> str:
+        return self.server.base_url(provider, host)
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the admin API (``/__mock/...``) and return the decoded JSON. Raises urllib errors."""
+        import ssl
+
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}/__mock/{path.lstrip('/')}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        ctx = ssl.create_default_context(cafile=self.ca_path) if self.ca_path else None
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def advance(self, seconds: float) -> Any:
+        """Advance the manual clock by ``seconds`` (virtual)."""
+        return self.admin("POST", "clock/advance", {"seconds": seconds})
+
+    def add_fault(self, **spec: Any) -> Any:
+        """Install a fault (see :mod:`mockserver.faults`), e.g. ``add_fault(kind="rate_limit", times=1)``."""
+        return self.admin("POST", "faults", spec)["faults"][0]
+
+    def seed_video(self, provider: str, **fields: Any) -> dict:
+        """Create a completed source video for ``provider``; returns the admin job view (``id`` etc.)."""
+        return self.admin("POST", "videos", {"provider": provider, **fields})

@@ -1,0 +1,202 @@
+"""What every protocol family shares: creating jobs from requests, remix source rules, asset links.
+
+A family adapter maps the neutral job (:mod:`mockserver.engine`) onto one wire dialect. Provider
+differences come from the contract (roles, ``x-kind``, ``x-source``, declared content types and headers)
+and from ``provider.yaml`` (statuses, ids, error kinds, the ``mock`` section), never from the provider id.
+
+``provider.yaml`` ``mock.params`` maps request fields onto the job's neutral parameters::
+
+    mock:
+      params:
+        seconds: {pointer: /duration, default: 4}                 # int seconds
+        size: {pointer: /aspect_ratio, map: {"16:9": 1280x720, "9:16": 720x1280}, default: 1280x720}
+        model: {pointer: /model, default: sora-2}
+        delete_video: {pointer: /delete_video, default: false}   # truthy: output deleted once delivered
+
+Without an entry, ``seconds`` comes from ``/seconds``, ``size`` from ``/size``, ``model`` from ``/model``
+and ``prompt`` from ``/prompt``. A remix inherits ``seconds`` and ``size`` from its source unless the
+request sets them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .. import engine as eng
+from ..assets import VARIANTS, file_name
+
+DEFAULT_PARAMS = {
+    "prompt": {"pointer": "/prompt"},
+    "seconds": {"pointer": "/seconds", "default": 4},
+    "size": {"pointer": "/size", "default": "720x1280"},
+    "model": {"pointer": "/model"},
+    "delete_video": {"pointer": "/delete_video", "default": False},
+}
+
+
+def json_pointer(body: Any, pointer: str) -> Any:
+    """Value at a JSON pointer (``/video/id``) in a parsed body, or None when absent."""
+    node = body
+    for token in pointer.lstrip("/").split("/"):
+        if not token:
+            continue
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict):
+            node = node.get(token)
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return None
+    return node
+
+
+class Family:
+    """Base class of the family adapters. Subclasses define ``op_<role>(ctx)`` coroutines."""
+
+    name = "base"
+
+    def __init__(self, state, mount):
+        self.state = state
+        self.mount = mount
+        self.contract = mount.contract
+        self.meta = mount.contract.provider
+        self.mock = self.meta.get("mock", {})
+
+    async def handle(self, ctx) -> web.StreamResponse:
+        fn = getattr(self, f"op_{ctx.op.role}", None)
+        if fn is None:
+            return ctx.error("not_found", f"operation {ctx.op.operation_id} is not implemented by the mock")
+        return await fn(ctx)
+
+    # -- jobs ---------------------------------------------------------------------------------------
+    @property
+    def store(self) -> eng.JobStore:
+        return self.state.store
+
+    def now(self) -> float:
+        return self.state.clock.now()
+
+    def find(self, job_id: str | None) -> eng.Job | None:
+        """The live job of this provider with ``job_id`` (any host of the provider), or None."""
+        if not job_id:
+            return None
+        try:
+            return self.store.get(self.contract.id, job_id)
+        except KeyError:
+            return None
+
+    def job_state(self, job: eng.Job) -> eng.State:
+        return eng.state_at(job, self.now())
+
+    def wall(self, virtual: float | None) -> int | None:
+        return None if virtual is None else int(self.state.clock.to_wall(virtual))
+
+    def params_from(self, body: Any, source: eng.Job | None) -> dict[str, Any]:
+        """Neutral job parameters from a request body (see module docstring)."""
+        spec = dict(DEFAULT_PARAMS)
+        spec.update(self.mock.get("params") or {})
+        out: dict[str, Any] = {}
+        for name, rule in spec.items():
+            value = json_pointer(body, rule["pointer"]) if isinstance(body, dict) else None
+            if value is not None and "map" in rule:
+                value = rule["map"].get(str(value), rule.get("default"))
+            if value is None and source is not None and name in ("seconds", "size", "model"):
+                value = source.params.get(name)
+            if value is None:
+                value = rule.get("default")
+            if value is not None:
+                out[name] = value
+        try:
+            out["seconds"] = int(out.get("seconds", 4))
+        except (TypeError, ValueError):
+            out["seconds"] = 4
+        return out
+
+    def source_id_of(self, ctx, body: Any) -> str | None:
+        src = ctx.op.source or {}
+        if src.get("in") == "path":
+            return ctx.path_params.get(src.get("name", ""))
+        if src.get("in") == "body":
+            value = json_pointer(body, src.get("pointer", ""))
+            return value if isinstance(value, str) else None
+        return None
+
+    def resolve_source(self, ctx, body: Any) -> tuple[eng.Job | None, web.Response | None]:
+        """For a remix/edit request: the completed source job, or the provider's error response.
+
+        Unknown (or deleted) source -> ``not_found``; a source that is not completed -> ``conflict``;
+        a source whose output was deleted after delivery (fal ``delete_video``) -> ``not_found``.
+        """
+        source_id = self.source_id_of(ctx, body)
+        job = self.find(source_id)
+        param = (ctx.op.source or {}).get("name") or (ctx.op.source or {}).get("pointer", "").strip("/")
+        if job is None:
+            return None, ctx.error("not_found", f"video {source_id!r} not found", param=param or None)
+        st = self.job_state(job)
+        if st.status != eng.COMPLETED:
+            return None, ctx.error("conflict", f"video {source_id!r} is {st.status}; only completed videos "
+                                   "can be remixed", param=param or None)
+        if job.params.get("delete_video") and job.params.get("_delivered"):
+            return None, ctx.error("not_found", f"video {source_id!r} was deleted after generation "
+                                   "(delete_video was true), so it cannot be remixed", param=param or None)
+        return job, None
+
+    def create_job(self, ctx, body: Any, kind: str | None = None,
+                   source: eng.Job | None = None) -> eng.Job:
+        """Create the job for a submit/create/remix request, applying injected generation failures."""
+        kind = kind or ctx.op.kind_for(body) or "generate"
+        failure = self.state.faults.generation_failure(self.contract.id, ctx.op,
+                                                       ctx.request.headers.get("X-Mock-Fault"))
+        params = self.params_from(body, source)
+        if failure:
+            params["_failure_message"] = failure[1]
+        ids = self.meta["ids"]
+        job = self.store.create(self.contract.id, "remix" if kind == "remix" else kind if kind in eng.KINDS
+                                else "generate", params, self.state.timing(self.contract.id),
+                                failure=failure[0] if failure else None,
+                                source_id=source.id if source else None,
+                                id_prefix=ids["prefix"], id_format=ids["format"])
+        self.state.webhooks.job_created(job, self, ctx)
+        return job
+
+    # -- assets -------------------------------------------------------------------------------------
+    def expires_at(self, job: eng.Job, st: eng.State) -> int | None:
+        if st.status != eng.COMPLETED:
+            return None
+        return self.wall(st.finished_at + self.state.asset_ttl(self.contract.id))
+
+    def expired(self, job: eng.Job, st: eng.State) -> bool:
+        return st.status == eng.COMPLETED and self.now() >= st.finished_at + self.state.asset_ttl(self.contract.id)
+
+    def file_url(self, job: eng.Job, variant: str = "video") -> str:
+        """Absolute URL of a downloadable asset, served by the mock (``/__mock/files/...``)."""
+        return (f"{self.state.public_base_url.rstrip('/')}/__mock/files/{self.contract.id}/{job.id}/"
+                f"{file_name(job.id, variant)}")
+
+    def file_object(self, job: eng.Job, variant: str = "video", extra: bool = True) -> dict[str, Any]:
+        """A fal/sunra style file object: ``url``, ``content_type``, ``file_name``, ``file_size``."""
+        from ..assets import asset_bytes
+
+        ctype = VARIANTS[variant][0]
+        obj: dict[str, Any] = {"url": self.file_url(job, variant), "content_type": ctype,
+                               "file_name": file_name(job.id, variant),
+                               "file_size": len(asset_bytes(job.params, variant))}
+        return obj
+
+    def failure_message(self, job: eng.Job) -> str:
+        return job.params.get("_failure_message") or "generation failed"
+
+    def mark_delivered(self, job: eng.Job) -> None:
+        """Note that a job's output was delivered (fal ``delete_video`` deletes it afterwards)."""
+        job.params["_delivered"] = True
+
+    def poll_after_ms(self, st: eng.State) -> int:
+        """A poll hint in real milliseconds: time to the next status change, clamped to 50..2000."""
+        if st.next_change_in is None:
+            return 1000
+        if self.state.config.clock == "manual":
+            return 1000
+        real = st.next_change_in / self.state.config.speed
+        return int(min(2000, max(50, real * 1000)))

@@ -101,9 +101,7 @@ def _examples_of(node: dict, base: tuple, where: str, schema_ptr: str | None, do
     if "example" in node:
         yield Example(where, "example", node["example"], schema_ptr, None, None)
     for name, ex in (node.get("examples") or {}).items():
-        ptr = pointer(*base, "examples", name)
         if isinstance(ex, dict) and "$ref" in ex:
-            ptr = ex["$ref"]
             ex = resolve_pointer(doc, ex["$ref"])
         if not isinstance(ex, dict) or "value" not in ex:
             continue

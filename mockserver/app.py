@@ -358,6 +358,21 @@ async def _parse_multipart(request: web.Request, raw: bytes) -> dict[str, Any] |
             except json.JSONDecodeError:
                 pass
         out[name] = text
+    return _unflatten(out)
+
+
+def _unflatten(fields: dict[str, Any]) -> dict[str, Any]:
+    """Turn bracketed form names (``video[id]``, as the openai SDK sends nested objects) into nested dicts."""
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        keys = re.findall(r"[^\[\]]+", name) if "[" in name else [name]
+        node = out
+        for k in keys[:-1]:
+            nxt = node.get(k)
+            if not isinstance(nxt, dict):
+                nxt = node[k] = {}
+            node = nxt
+        node[keys[-1]] = value
     return out
 
 

@@ -1,0 +1,639 @@
+"""Lifecycle engine of the mock: a job's state is a pure function of time.
+
+A job stores only what was decided when it was submitted (creation time, timing profile, an injected
+failure, a queue position) plus the moment it was cancelled, if it was.  Its state (status, progress,
+queue position, timestamps) is *computed* whenever it is read, by :func:`state_at`.  There is no asyncio
+task, timer or thread per job, so one process can hold a very large number of jobs, and tests drive the
+lifecycle with a :class:`ManualClock` instead of sleeping.  See /work/shared/DESIGN.md, "The lifecycle
+engine: state is a function of time".
+
+Times are *virtual seconds* (floats) read from a :class:`Clock`.  ``clock.to_wall(t)`` turns a virtual time
+into unix seconds; timestamps reported to clients are ``int(clock.to_wall(t))`` (floor of a monotone
+function, so ordering is preserved).
+
+Neutral statuses (mapped onto each provider's vocabulary by ``statuses`` in ``specs/<id>/provider.yaml``):
+``queued -> in_progress -> completed | failed | cancelled``.
+
+Invariants guaranteed for any job and any non-decreasing sequence of read times (tested with hypothesis
+in tests/test_engine.py):
+
+- status only moves forward, and a terminal status stays terminal;
+- progress is an integer in 0..100, never decreases, and is 100 exactly when the status is ``completed``
+  (a failed or cancelled job keeps the progress it had reached, at most 99);
+- queue position is an integer >= 0 that never increases, and is 0 once the job has left the queue;
+- the id never changes; ``created <= started_at <= finished_at`` whenever they are set.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, Protocol
+
+__all__ = [
+    "ACTIVE",
+    "CANCELLED",
+    "COMPLETED",
+    "FAILED",
+    "ID_FORMATS",
+    "IN_PROGRESS",
+    "KINDS",
+    "QUEUED",
+    "STATUS_ORDER",
+    "TERMINAL",
+    "Clock",
+    "Engine",
+    "Job",
+    "JobStore",
+    "ManualClock",
+    "State",
+    "SystemClock",
+    "Timing",
+    "new_id",
+    "state_at",
+]
+
+# --------------------------------------------------------------------------------------------- statuses
+
+QUEUED = "queued"
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+Status = Literal["queued", "in_progress", "completed", "failed", "cancelled"]
+
+#: Rank of each status along the lifecycle; a job's rank never decreases over time.
+STATUS_ORDER: dict[str, int] = {QUEUED: 0, IN_PROGRESS: 1, COMPLETED: 2, FAILED: 2, CANCELLED: 2}
+#: Statuses a job never leaves.
+TERMINAL: frozenset[str] = frozenset({COMPLETED, FAILED, CANCELLED})
+#: Statuses in which a job can still be cancelled.
+ACTIVE: frozenset[str] = frozenset({QUEUED, IN_PROGRESS})
+
+#: Kinds of job: a fresh generation, a remix of a finished video (OpenAI ``POST /videos/{id}/remix``,
+#: fal ``sora-2/video-to-video/remix``, sunra ``openai/sora-2/video-to-video``), and OpenAI's newer
+#: ``POST /videos/edits`` and ``POST /videos/extensions`` (openai 3.54.0 ``resources/videos.py``).
+KINDS: frozenset[str] = frozenset({"generate", "remix", "edit", "extend"})
+
+# ----------------------------------------------------------------------------------------------- clocks
+
+#: Default epoch of a ManualClock: 2026-11-01T00:00:00Z, so manual runs report plausible, stable times.
+DEFAULT_EPOCH = 1_793_491_200.0
+
+
+class Clock(Protocol):
+    """What the engine needs from a clock.
+
+    ``now()`` returns virtual seconds (float, never decreasing); ``wall()`` returns unix seconds (float)
+    for the current moment; ``to_wall(t)`` converts a virtual time ``t`` to unix seconds.
+    """
+
+    def now(self) -> float: ...
+
+    def wall(self) -> float: ...
+
+    def to_wall(self, t: float) -> float: ...
+
+
+class SystemClock:
+    """Real time, optionally sped up.
+
+    Args:
+        speed: virtual seconds per real second (> 0, finite).  ``speed=10`` makes a 2 s job finish in
+            0.2 s of real time.  Reported wall times then run ``speed`` times faster than real time too,
+            so ``completed_at - created_at`` stays equal to the job's timing.
+        epoch: unix seconds at virtual time 0; defaults to ``time.time()`` at construction.
+
+    Raises:
+        ValueError: if ``speed`` is not a positive finite number.
+    """
+
+    __slots__ = ("speed", "epoch", "_t0")
+
+    def __init__(self, speed: float = 1.0, epoch: float | None = None) -> None:
+        if not isinstance(speed, int | float) or not math.isfinite(speed) or speed <= 0:
+            raise ValueError(f"clock speed must be a positive finite number, got {speed!r}")
+        self.speed = float(speed)
+        self._t0 = time.monotonic()
+        self.epoch = float(time.time() if epoch is None else epoch)
+
+    def now(self) -> float:
+        """Virtual seconds since construction (monotonic, scaled by ``speed``)."""
+        return (time.monotonic() - self._t0) * self.speed
+
+    def wall(self) -> float:
+        """Unix seconds of the current virtual moment (``epoch + now()``)."""
+        return self.epoch + self.now()
+
+    def to_wall(self, t: float) -> float:
+        """Unix seconds of virtual time ``t`` (seconds)."""
+        return self.epoch + t
+
+
+class ManualClock:
+    """A clock that moves only when told to (tests, reproducible runs).
+
+    Args:
+        start: initial virtual time in seconds (finite).
+        epoch: unix seconds at virtual time 0 (default 2026-11-01T00:00:00Z).
+
+    Time never goes backwards: :meth:`advance` with a negative amount and :meth:`set` to an earlier time
+    raise ``ValueError``; the engine's monotonicity invariants depend on it.
+    """
+
+    __slots__ = ("_now", "epoch", "_lock")
+
+    def __init__(self, start: float = 0.0, epoch: float = DEFAULT_EPOCH) -> None:
+        if not math.isfinite(start):
+            raise ValueError(f"clock start must be finite, got {start!r}")
+        self._now = float(start)
+        self.epoch = float(epoch)
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        """Current virtual time in seconds."""
+        return self._now
+
+    def wall(self) -> float:
+        """Unix seconds of the current virtual moment (``epoch + now()``)."""
+        return self.epoch + self._now
+
+    def to_wall(self, t: float) -> float:
+        """Unix seconds of virtual time ``t`` (seconds)."""
+        return self.epoch + t
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward by ``seconds`` (>= 0, finite); returns the new virtual time."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"can only advance by a finite amount >= 0 seconds, got {seconds!r}")
+        with self._lock:
+            self._now += seconds
+            return self._now
+
+    def set(self, t: float) -> float:
+        """Jump to virtual time ``t`` seconds (>= the current time, finite); returns it."""
+        if not math.isfinite(t):
+            raise ValueError(f"clock time must be finite, got {t!r}")
+        with self._lock:
+            if t < self._now:
+                raise ValueError(f"clock cannot go backwards: {t!r} < {self._now!r}")
+            self._now = float(t)
+            return self._now
+
+
+# ------------------------------------------------------------------------------------------ jobs, state
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How long a job spends in each active status, in seconds (finite, >= 0).
+
+    Defaults per provider come from ``mock.queued_seconds`` / ``mock.in_progress_seconds`` in
+    ``specs/<id>/provider.yaml``.  One Timing instance can (and should) be shared by many jobs.
+
+    Raises:
+        ValueError: on a negative, infinite or NaN duration.
+    """
+
+    queued: float
+    in_progress: float
+
+    def __post_init__(self) -> None:
+        for name in ("queued", "in_progress"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"Timing.{name} must be a finite number of seconds >= 0, got {v!r}")
+
+    @property
+    def total(self) -> float:
+        """Seconds from submission to the natural end of the job (queued + in_progress)."""
+        return self.queued + self.in_progress
+
+
+class Job:
+    """One submitted job.  Holds only decisions made at submit time, plus cancel time and deleted flag.
+
+    Attributes:
+        id: provider-formatted id (never changes).
+        provider: provider id (``specs/<id>``).
+        kind: one of :data:`KINDS`.
+        created: virtual seconds at submission.
+        timing: a :class:`Timing`.
+        failure: ``None``, or a failure code string (e.g. ``"content_policy_violation"``); the job then goes
+            through queued and in progress and fails at fraction ``fail_at`` of its in-progress phase.
+        fail_at: fraction in [0, 1] of the in-progress phase at which an injected failure happens
+            (1.0 = at the very end).  Ignored when ``failure`` is None.
+        cancelled_at: virtual seconds of a successful cancel, or None.
+        deleted: True once deleted (the job is then invisible to get/list).
+        source_id: id of the source video for remix/edit/extend, else None.
+        params: small dict, e.g. ``{"prompt": str, "seconds": int, "size": "WxH", "model": str}`` plus
+            provider-specific extras.  The engine never reads it.
+        queue_position: position in the provider's queue at submission (int >= 0).
+        seq: insertion index within the provider (stable ordering; internal).
+
+    Do not construct directly; use :meth:`JobStore.create`.  State is read with :func:`state_at`.
+    """
+
+    __slots__ = (
+        "id",
+        "provider",
+        "kind",
+        "created",
+        "timing",
+        "failure",
+        "fail_at",
+        "cancelled_at",
+        "deleted",
+        "source_id",
+        "params",
+        "queue_position",
+        "seq",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        provider: str,
+        kind: str,
+        created: float,
+        timing: Timing,
+        failure: str | None,
+        fail_at: float,
+        source_id: str | None,
+        params: dict[str, Any],
+        queue_position: int,
+        seq: int,
+    ) -> None:
+        self.id = id
+        self.provider = provider
+        self.kind = kind
+        self.created = created
+        self.timing = timing
+        self.failure = failure
+        self.fail_at = fail_at
+        self.cancelled_at: float | None = None
+        self.deleted = False
+        self.source_id = source_id
+        self.params = params
+        self.queue_position = queue_position
+        self.seq = seq
+
+    def __repr__(self) -> str:
+        return (
+            f"Job(id={self.id!r}, provider={self.provider!r}, kind={self.kind!r}, created={self.created!r}, "
+            f"timing={self.timing!r}, failure={self.failure!r}, cancelled_at={self.cancelled_at!r}, "
+            f"deleted={self.deleted!r})"
+        )
+
+
+class State(NamedTuple):
+    """A job's state at one moment (immutable).
+
+    Fields:
+        status: ``queued | in_progress | completed | failed | cancelled``.
+        progress: int 0..100; 0 while queued, rising linearly while in progress, never 100 before
+            completion, exactly 100 iff completed; failed/cancelled keep the progress reached (<= 99).
+        queue_position: int >= 0; ceil(remaining queued fraction * initial position) while queued, 0 after.
+        started_at: virtual seconds the job entered in_progress, or None (not yet / never started).
+        finished_at: virtual seconds the job reached its terminal status, or None while active.
+        next_change_in: seconds until the next status change (a poll hint), or None when terminal;
+            ``state_at(job, now + next_change_in)`` has a later status (exact in floating point).
+    """
+
+    status: str
+    progress: int
+    queue_position: int
+    started_at: float | None
+    finished_at: float | None
+    next_change_in: float | None
+
+    @property
+    def completed_at(self) -> float | None:
+        """``finished_at`` if the job completed successfully, else None."""
+        return self.finished_at if self.status == COMPLETED else None
+
+    @property
+    def terminal(self) -> bool:
+        """True for completed, failed and cancelled."""
+        return self.status in TERMINAL
+
+
+def _progress(started: float, in_progress: float, t: float) -> int:
+    """Progress (0..99) at virtual time ``t`` of a job that started at ``started``; capped below 100."""
+    if t <= started or in_progress <= 0:
+        return 0
+    fraction = (t - started) / in_progress  # may be inf for a subnormal duration
+    return 99 if fraction >= 0.99 else min(99, math.floor(100.0 * fraction))
+
+
+def _until(boundary: float, now: float) -> float:
+    """Seconds from ``now`` to ``boundary`` such that ``now + result >= boundary`` holds in floats."""
+    d = boundary - now
+    while now + d < boundary:
+        d = math.nextafter(d, math.inf)
+    return d
+
+
+def state_at(job: Job, now: float) -> State:
+    """Compute ``job``'s state at virtual time ``now`` (seconds).  Pure: depends only on its arguments.
+
+    Boundaries belong to the later status: at ``now == created + queued`` the job is in progress; at the
+    end of the in-progress phase it is completed (or failed).  A cancel recorded at time ``c`` takes effect
+    at ``c`` (so reading a time earlier than ``c`` shows the job as it was then).
+    """
+    timing = job.timing
+    created = job.created
+    started = created + timing.queued
+    if job.failure is None:
+        end = started + timing.in_progress
+        end_status = COMPLETED
+    else:
+        end = started + job.fail_at * timing.in_progress
+        end_status = FAILED
+    cancelled = job.cancelled_at
+    if cancelled is not None and cancelled < end:
+        end = max(cancelled, created)
+        end_status = CANCELLED
+
+    if now >= end:  # terminal
+        if end_status == COMPLETED:
+            return State(COMPLETED, 100, 0, started, end, None)
+        ever_started = end >= started
+        return State(
+            end_status,
+            _progress(started, timing.in_progress, end),
+            0,
+            started if ever_started else None,
+            end,
+            None,
+        )
+    if now < started:  # queued
+        pos = job.queue_position
+        if pos and timing.queued > 0:
+            remaining = (started - now) / timing.queued  # fraction of the queue wait left; may be inf
+            if remaining < 1:
+                pos = min(pos, math.ceil(pos * remaining))
+        return State(QUEUED, 0, pos, None, None, _until(min(started, end), now))
+    return State(IN_PROGRESS, _progress(started, timing.in_progress, now), 0, started, None, _until(end, now))
+
+
+# ------------------------------------------------------------------------------------------------- ids
+
+#: Id formats of ``ids.format`` in provider.yaml (see docs/contracts.md).
+ID_FORMATS: frozenset[str] = frozenset({"uuid4", "hex32", "hex48", "ulid", "opaque"})
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_OPAQUE = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def new_id(rng: random.Random, prefix: str = "", fmt: str = "uuid4", wall_ms: int | None = None) -> str:
+    """Generate one id: ``prefix`` + a body in format ``fmt``, drawing randomness only from ``rng``.
+
+    Formats (``ids.format`` in provider.yaml):
+        uuid4: ``764cabcf-b745-4b3e-ae38-1200304cf45b`` (version-4 UUID, e.g. fal request ids);
+        hex32: 32 lowercase hex digits;
+        hex48: 48 lowercase hex digits (OpenAI ``video_68f0...4dc5``, seed 000 / openai-python);
+        ulid:  26 Crockford base32 chars, 48-bit ``wall_ms`` timestamp + 80 random bits;
+        opaque: 32 chars of [0-9A-Za-z].
+
+    Args:
+        rng: a seeded ``random.Random`` (reproducible runs with ``--seed``).
+        wall_ms: unix milliseconds for the ULID time part (required for ``ulid``; ignored otherwise).
+
+    Raises:
+        ValueError: on an unknown format, or ``ulid`` without a valid ``wall_ms``.
+    """
+    if fmt == "uuid4":
+        body = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    elif fmt == "hex32":
+        body = f"{rng.getrandbits(128):032x}"
+    elif fmt == "hex48":
+        body = f"{rng.getrandbits(192):048x}"
+    elif fmt == "ulid":
+        if wall_ms is None or not 0 <= wall_ms < 1 << 48:
+            raise ValueError(f"ulid ids need wall_ms in [0, 2**48), got {wall_ms!r}")
+        n = (int(wall_ms) << 80) | rng.getrandbits(80)
+        body = "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(25, -1, -1))
+    elif fmt == "opaque":
+        body = "".join(rng.choice(_OPAQUE) for _ in range(32))
+    else:
+        raise ValueError(f"unknown id format {fmt!r}; expected one of {sorted(ID_FORMATS)}")
+    return prefix + body
+
+
+# ----------------------------------------------------------------------------------------------- store
+
+
+class JobStore:
+    """All jobs of the mock, per provider, in submission order.  Not thread-safe (one event loop).
+
+    Args:
+        clock: a :class:`Clock`; ``create``/``cancel``/``state`` read ``clock.now()`` when not given a time.
+        rng: ``random.Random`` used for ids (and nothing else); pass ``random.Random(seed)`` for
+            reproducible ids.  Defaults to an unseeded generator.
+
+    Memory: one :class:`Job` (13 slots) + its id string + its params dict + one dict entry and one list
+    slot; bench/engine_memory.py measures the total per job.
+    """
+
+    def __init__(self, clock: Clock, rng: random.Random | None = None) -> None:
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random()
+        self._by_id: dict[str, dict[str, Job]] = {}
+        self._ordered: dict[str, list[Job]] = {}
+        # per provider: min-heap of start times of jobs submitted earlier and (maybe) still queued.
+        self._starts: dict[str, list[float]] = {}
+        self._live = 0
+
+    # -- writing
+
+    def create(
+        self,
+        provider: str,
+        kind: str,
+        params: dict[str, Any],
+        timing: Timing,
+        failure: str | None = None,
+        source_id: str | None = None,
+        id: str | None = None,
+        *,
+        fail_at: float = 1.0,
+        queue_position: int | None = None,
+        id_prefix: str = "",
+        id_format: str = "uuid4",
+        now: float | None = None,
+    ) -> Job:
+        """Submit a job at virtual time ``now`` (default ``clock.now()``) and return it.
+
+        Args:
+            provider: provider id; jobs of different providers never see each other.
+            kind: one of :data:`KINDS` (``generate``, ``remix``, ``edit``, ``extend``).
+            params: small dict (prompt, seconds (int), size ``"WxH"``, model, extras); stored as given.
+            timing: a :class:`Timing`.
+            failure: None, or a failure code string injected into this job (non-empty).
+            source_id: id of the source video (remix/edit/extend).
+            id: explicit id (e.g. replaying a cassette); otherwise one is generated with :func:`new_id`
+                from ``id_prefix``/``id_format`` (``ids`` in provider.yaml) and ``self.rng``.
+            fail_at: fraction in [0, 1] of the in-progress phase at which ``failure`` happens.
+            queue_position: initial queue position (int >= 0).  Default: the number of this provider's
+                earlier jobs that have not started yet (cancelled ones are still counted).
+
+        Raises:
+            ValueError: on an unknown kind or id format, a bad failure/fail_at/queue_position, non-dict
+                params, a non-Timing timing, or an explicit id already used by this provider.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"unknown job kind {kind!r}; expected one of {sorted(KINDS)}")
+        if not isinstance(timing, Timing):
+            raise ValueError(f"timing must be a Timing, got {type(timing).__name__}")
+        if not isinstance(params, dict):
+            raise ValueError(f"params must be a dict, got {type(params).__name__}")
+        if failure is not None and (not isinstance(failure, str) or not failure):
+            raise ValueError(f"failure must be None or a non-empty code string, got {failure!r}")
+        if isinstance(fail_at, bool) or not isinstance(fail_at, int | float) or not 0.0 <= fail_at <= 1.0:
+            raise ValueError(f"fail_at must be a fraction in [0, 1], got {fail_at!r}")
+        if queue_position is not None and (
+            isinstance(queue_position, bool) or not isinstance(queue_position, int) or queue_position < 0
+        ):
+            raise ValueError(f"queue_position must be an int >= 0, got {queue_position!r}")
+        if id_format not in ID_FORMATS:
+            raise ValueError(f"unknown id format {id_format!r}; expected one of {sorted(ID_FORMATS)}")
+
+        t = self.clock.now() if now is None else float(now)
+        by_id = self._by_id.setdefault(provider, {})
+        ordered = self._ordered.setdefault(provider, [])
+        if id is None:
+            wall_ms = int(self.clock.to_wall(t) * 1000) if id_format == "ulid" else None
+            id = new_id(self.rng, id_prefix, id_format, wall_ms)
+            while id in by_id:  # practically never; keeps ids unique per provider
+                id = new_id(self.rng, id_prefix, id_format, wall_ms)
+        elif not isinstance(id, str) or not id:
+            raise ValueError(f"id must be a non-empty string, got {id!r}")
+        elif id in by_id:
+            raise ValueError(f"id {id!r} already exists for provider {provider!r}")
+
+        starts = self._starts.setdefault(provider, [])
+        while starts and starts[0] <= t:
+            heapq.heappop(starts)
+        if queue_position is None:
+            queue_position = len(starts)
+        if timing.queued > 0:
+            heapq.heappush(starts, t + timing.queued)
+
+        job = Job(id, provider, kind, t, timing, failure, float(fail_at), source_id, params,
+                  queue_position, len(ordered))
+        by_id[id] = job
+        ordered.append(job)
+        self._live += 1
+        return job
+
+    def cancel(self, job: Job, now: float | None = None) -> bool:
+        """Cancel ``job`` at virtual time ``now`` (default ``clock.now()``).
+
+        Returns True if the job was queued or in progress (it is then ``cancelled`` from ``now`` on,
+        keeping the progress reached); False, with the job unchanged, if it had already finished or was
+        deleted.
+        """
+        t = self.clock.now() if now is None else float(now)
+        if job.deleted or state_at(job, t).status not in ACTIVE:
+            return False
+        job.cancelled_at = max(t, job.created)
+        return True
+
+    def delete(self, job: Job) -> bool:
+        """Mark ``job`` deleted; :meth:`get` then raises KeyError and :meth:`list` skips it.
+
+        Returns True if it was live, False if it was already deleted.  The job stays in memory as a
+        tombstone so that a list cursor (``after``) pointing at it keeps working.
+        """
+        if job.deleted:
+            return False
+        job.deleted = True
+        self._live -= 1
+        return True
+
+    def reset(self, rng: random.Random | None = None) -> None:
+        """Forget every job (and, if given, switch to a new id generator ``rng``)."""
+        self._by_id.clear()
+        self._ordered.clear()
+        self._starts.clear()
+        self._live = 0
+        if rng is not None:
+            self.rng = rng
+
+    # -- reading
+
+    def get(self, provider: str, id: str) -> Job:
+        """The live job ``id`` of ``provider``.  Raises KeyError if absent, of another provider, or deleted."""
+        job = self._by_id.get(provider, {}).get(id)
+        if job is None or job.deleted:
+            raise KeyError(id)
+        return job
+
+    def state(self, job: Job, now: float | None = None) -> State:
+        """``state_at(job, now)`` with ``now`` defaulting to ``clock.now()``."""
+        return state_at(job, self.clock.now() if now is None else now)
+
+    def list(
+        self,
+        provider: str,
+        order: str = "desc",
+        after: str | None = None,
+        limit: int = 20,
+    ) -> tuple[list[Job], bool]:
+        """One page of ``provider``'s live jobs, ordered by creation (ties: submission order).
+
+        Args:
+            order: ``"asc"`` (oldest first) or ``"desc"`` (newest first, the default).
+            after: cursor: an id of this provider (live or deleted); the page starts just after it in
+                ``order``.
+            limit: page size, int >= 0 (the contract bounds it, e.g. OpenAI 0..100).
+
+        Returns:
+            ``(jobs, has_more)``; ``has_more`` is True when live jobs remain beyond the page.
+
+        Raises:
+            ValueError: bad ``order`` or ``limit``.
+            KeyError: ``after`` is not an id of this provider.
+        """
+        if order not in ("asc", "desc"):
+            raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+        ordered = self._ordered.get(provider, [])
+        if after is not None:
+            cursor = self._by_id.get(provider, {}).get(after)
+            if cursor is None:
+                raise KeyError(after)
+            start = cursor.seq + 1 if order == "asc" else cursor.seq - 1
+        else:
+            start = 0 if order == "asc" else len(ordered) - 1
+        step = 1 if order == "asc" else -1
+        page: list[Job] = []
+        i = start
+        while 0 <= i < len(ordered):
+            job = ordered[i]
+            i += step
+            if job.deleted:
+                continue
+            if len(page) == limit:
+                return page, True
+            page.append(job)
+        return page, False
+
+    def __len__(self) -> int:
+        """Number of live (not deleted) jobs over all providers."""
+        return self._live
+
+    def count(self, provider: str) -> int:
+        """Number of live jobs of ``provider`` (O(n) in that provider's jobs)."""
+        return sum(1 for j in self._ordered.get(provider, ()) if not j.deleted)
+
+
+#: Alias: the engine is the job store plus :func:`state_at`.
+Engine = JobStore

@@ -49,8 +49,18 @@ class _Response:
         self.headers = Headers(hitems)
 
 
+def _short(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _describe(err: BaseException) -> tuple[str, str | None]:
-    """Flatten an openapi-core error (and its schema-error causes) into (message, param)."""
+    """Flatten an openapi-core error (and its schema-error causes) into (message, param); long values
+    (uploaded bytes, huge prompts) are shortened so an error never echoes a whole request."""
+    msg, param = _describe_full(err)
+    return _short(msg), param
+
+
+def _describe_full(err: BaseException) -> tuple[str, str | None]:
     param = getattr(err, "name", None)
     inner = list(getattr(err, "schema_errors", None) or [])
     cause = err.__cause__
@@ -65,7 +75,10 @@ def _describe(err: BaseException) -> tuple[str, str | None]:
         if path and param is None:
             param = path[0]
         where = ".".join(path)
-        return (f"{where}: {first.message}" if where else first.message), param
+        message = first.message
+        if isinstance(getattr(first, "instance", None), bytes | str) and len(first.instance) > 80:
+            message = message.replace(repr(first.instance), repr(first.instance[:40]) + "...")
+        return (f"{where}: {message}" if where else message), param
     msg = str(err) or err.__class__.__name__
     if err.__cause__ is not None and str(err.__cause__):
         msg = f"{msg}: {err.__cause__}"

@@ -1,0 +1,89 @@
+"""pytest plugin (registered through the ``pytest11`` entry point as ``soramock``).
+
+Fixtures for users' own tests:
+
+``sora_mock``
+    A fresh mock per test, started in-process on a free 127.0.0.1 port with a **manual clock** (nothing
+    moves until you advance it). It is a :class:`SoraMock` (an :class:`~mockserver.embedded.EmbeddedMock`)
+    with helpers::
+
+        def test_my_client(sora_mock):
+            client = openai.OpenAI(base_url=sora_mock.base_url("openai"), api_key="sk-test")
+            video = client.videos.create(prompt="a cat")
+            sora_mock.advance(10)                       # virtual seconds: the job is now completed
+            assert client.videos.retrieve(video.id).status == "completed"
+            sora_mock.fault("rate_limit", provider="openai", times=1)   # the next call gets a 429
+            source = sora_mock.seed_video("fal", seconds=8, size="1280x720")  # a completed source video
+
+``sora_mock_config``
+    Override this fixture to change the configuration (providers, TLS, timings, api_key, ...)::
+
+        @pytest.fixture
+        def sora_mock_config():
+            return {"providers": ["fal"], "tls": True}
+
+Command-line options: ``--sora-mock-speed`` (use a system clock at this speed instead of the manual clock)
+and ``--sora-mock-seed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .config import MockConfig
+from .embedded import EmbeddedMock
+
+
+class SoraMock(EmbeddedMock):
+    """An :class:`EmbeddedMock` with test helpers."""
+
+    def fault(self, kind: str, **spec: Any) -> dict:
+        """Install a fault (``kind`` from :data:`mockserver.faults.FAULT_KINDS`); returns the rule."""
+        return self.add_fault(kind=kind, **spec)
+
+    def clear_faults(self) -> None:
+        self.admin("DELETE", "faults")
+
+    def jobs(self, provider: str | None = None) -> list[dict]:
+        """The mock's neutral view of its jobs (status, progress, lineage ...)."""
+        return self.admin("GET", "jobs" + (f"?provider={provider}" if provider else ""))["jobs"]
+
+    def journal(self) -> list[dict]:
+        """Recent requests (credentials redacted)."""
+        return self.admin("GET", "journal")["requests"]
+
+    def reset(self) -> None:
+        self.admin("POST", "reset")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("soramock", "Sora provider mock (sora-remix-contracts)")
+    group.addoption("--sora-mock-speed", type=float, default=None,
+                    help="run the sora_mock fixture on a system clock at this speed instead of a manual clock")
+    group.addoption("--sora-mock-seed", type=int, default=0, help="seed of the sora_mock fixture")
+
+
+@pytest.fixture
+def sora_mock_config() -> dict[str, Any]:
+    """Extra :class:`~mockserver.config.MockConfig` fields for :func:`sora_mock` (override in conftest)."""
+    return {}
+
+
+@pytest.fixture
+def sora_mock(request: pytest.FixtureRequest, sora_mock_config: dict[str, Any]):
+    """A running mock of all providers (manual clock, free port on 127.0.0.1), stopped after the test."""
+    speed = request.config.getoption("--sora-mock-speed")
+    fields: dict[str, Any] = {"port": 0, "seed": request.config.getoption("--sora-mock-seed")}
+    if speed:
+        fields.update(clock="system", speed=speed)
+    else:
+        fields["clock"] = "manual"
+    fields.update(sora_mock_config)
+    mock = SoraMock(MockConfig(**fields))
+    mock.start()
+    try:
+        yield mock
+    finally:
+        mock.stop()

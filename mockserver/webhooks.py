@@ -6,6 +6,9 @@ have a webhook target and delivers an event once a job's computed state is termi
 exponential backoff (``webhook_max_attempts``, ``webhook_backoff``); every attempt is recorded and visible at
 ``GET /__mock/webhooks``.
 
+A family's ``webhook_event(job, state)`` returns ``(event_name, payload)``, or None when the terminal state
+has no event (nothing is delivered). Signature timestamps are real unix seconds (see ``_headers``).
+
 Signing:
 
 - OpenAI (Standard Webhooks, as verified by ``openai`` 3.54.0 ``lib/_webhooks.py``): headers
@@ -128,9 +131,11 @@ class WebhookDispatcher:
         for job, family, url in self.watch:
             st = eng.state_at(job, now)
             if st.terminal and not job.deleted:
-                event, payload = family.webhook_event(job, st)
+                event = family.webhook_event(job, st)
+                if event is None:  # e.g. a cancelled aigateway job: the contract declares no event
+                    continue
                 signing = getattr(family, "webhook_signing", lambda: None)()
-                self.deliveries.append(Delivery(next(self._ids), job.provider, job.id, url, event, payload,
+                self.deliveries.append(Delivery(next(self._ids), job.provider, job.id, url, event[0], event[1],
                                                 signing))
             elif not job.deleted:
                 still.append((job, family, url))
@@ -141,7 +146,10 @@ class WebhookDispatcher:
             await asyncio.gather(*(self._attempt(d) for d in due))
 
     def _headers(self, d: Delivery, body: bytes) -> dict[str, str]:
-        ts = int(self.state.clock.wall())
+        # Real time, not the mock's virtual clock: receivers check the signature timestamp against their own
+        # clock (openai 3.54.0 ``verify_signature`` and aigateway both allow 300 s), and a manual or sped-up
+        # clock is far from it.
+        ts = int(time.time())
         headers = {"Content-Type": "application/json", "User-Agent": "sora-remix-mock/0.1"}
         if d.signing == "standard":
             msg_id = f"wh_{d.id:08d}"

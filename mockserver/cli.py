@@ -126,14 +126,15 @@ def _providers(as_json: bool) -> int:
 
     table = Table(title="Vendored providers")
     for col in ("id", "name", "family", "hosts (mock mount)", "auth", "key env", "USD/s"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("id", "hosts (mock mount)"))
     for r in rows:
         hosts = "\n".join(f"{h['base_url']} ({h['family']}, {h['mount']})" for h in r["hosts"])
         auth = f"{r['auth']['header']}: " + " | ".join(
             {"Bearer": "Bearer <key>", "Key": "Key <key>", "raw": "<key>"}[s] for s in r["auth"]["schemes"])
         price = "-" if r["usd_per_second"] is None else f"{r['usd_per_second']:.3f}"
         table.add_row(r["id"], r["display_name"], r["family"], hosts, auth, r["auth"]["env"], price)
-    Console(width=max(120, Console().width)).print(table)
+    console = Console()
+    Console(width=max(170, console.width) if not console.is_terminal else None).print(table)
     return 0
 
 

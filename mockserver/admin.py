@@ -17,7 +17,9 @@
 from __future__ import annotations
 
 import json
+import math
 import random
+import re
 from typing import Any
 
 from aiohttp import web
@@ -25,13 +27,66 @@ from aiohttp import web
 from . import __version__
 from . import engine as eng
 from .assets import VARIANTS, asset_bytes, bytes_response, file_name
+from .faults import _NUMERIC as _FAULT_NUMERIC
 from .faults import FaultError
 
 PREFIX = "/__mock"
+_SEED_SECONDS = (1, 60)
 
 
-def _err(status: int, message: str) -> web.Response:
-    return web.json_response({"error": {"message": message}}, status=status)
+def _err(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"message": message}}, status=status, headers=headers)
+
+
+def _query_int(value: str | None, default: int) -> int:
+    """A non-negative integer query value in plain ASCII digits (``int()`` alone would also take
+    ``" 5"``, ``"+5"``, ``"0_5"`` and non-ASCII digits). Raises ValueError."""
+    if value is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,12}", value):
+        raise ValueError(value)
+    return int(value)
+
+
+def _is_number(value: Any) -> bool:
+    """True for a finite JSON number (not a bool, NaN, infinity or an int too large for a float)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _seed_size_error(size: Any) -> str | None:
+    """Why ``size`` cannot be a seeded video's size (the media encoder needs even sides up to MAX_SIDE)."""
+    from .media import MAX_SIDE, parse_size
+
+    try:
+        dims = parse_size(size)
+    except ValueError:
+        return "size must be a string like 1280x720"
+    if any(d % 2 or d > MAX_SIDE for d in dims):
+        return f"size must have even width and height of at most {MAX_SIDE} pixels"
+    return None
+
+
+def _fault_spec_error(spec: Any) -> str | None:
+    """Type errors of one JSON fault spec that :func:`mockserver.faults.parse_fault` would coerce away
+    (it also reads ``--fault`` flag strings, where every value is text)."""
+    if not isinstance(spec, dict):
+        return "each fault must be an object with at least a 'kind'"
+    for key in _FAULT_NUMERIC:
+        if spec.get(key) is not None and not _is_number(spec[key]):
+            return f"fault option {key} must be a finite number"
+    provider = spec.get("provider")
+    if provider is not None and not isinstance(provider, str):
+        return "fault option provider must be a string"
+    return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
 
 
 async def _json_body(request: web.Request) -> tuple[Any, web.Response | None]:
@@ -39,7 +94,7 @@ async def _json_body(request: web.Request) -> tuple[Any, web.Response | None]:
     if not raw:
         return {}, None
     try:
-        return json.loads(raw), None
+        return json.loads(raw, parse_constant=_reject_constant), None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return None, _err(400, f"request body is not valid JSON: {exc}")
 
@@ -76,11 +131,11 @@ def setup(app: web.Application, state) -> None:
         provider = q.get("provider")
         status = q.get("status")
         try:
-            limit = int(q.get("limit", "100"))
-            if limit < 0:
-                raise ValueError
+            limit = _query_int(q.get("limit"), 100)
         except ValueError:
             return _err(400, "limit must be an integer >= 0")
+        if status is not None and status not in eng.STATUS_ORDER:
+            return _err(400, f"status must be one of {', '.join(eng.STATUS_ORDER)}")
         if provider and provider not in state.contracts:
             return _err(404, f"unknown provider {provider!r}")
         out = []
@@ -110,25 +165,25 @@ def setup(app: web.Application, state) -> None:
         if not isinstance(body, dict):
             return _err(400, "body must be an object")
         pid = body.get("provider")
-        if pid not in state.contracts:
+        if not isinstance(pid, str) or pid not in state.contracts:
             return _err(400, f"provider must be one of {', '.join(state.contracts)}")
         seconds = body.get("seconds", 4)
         size = body.get("size", "720x1280")
-        try:
-            from .media import parse_size
-
-            parse_size(str(size))
-            seconds = int(seconds)
-            if not 1 <= seconds <= 60:
-                raise ValueError
-        except (TypeError, ValueError):
-            return _err(400, "seconds must be an integer 1..60 and size like 1280x720")
+        if (not _is_number(seconds) or seconds != int(seconds)
+                or not _SEED_SECONDS[0] <= seconds <= _SEED_SECONDS[1]):
+            return _err(400, "seconds must be an integer 1..60")
+        size_error = _seed_size_error(size)
+        if size_error:
+            return _err(400, size_error)
+        for name in ("prompt", "model"):
+            if body.get(name) is not None and not isinstance(body[name], str):
+                return _err(400, f"{name} must be a string")
         meta = state.contracts[pid].provider
         vid = body.get("id")
         if vid is not None and (not isinstance(vid, str) or not vid):
             return _err(400, "id must be a non-empty string")
-        params = {"prompt": str(body.get("prompt", "seeded source video")), "seconds": seconds,
-                  "size": str(size), "model": body.get("model") or "sora-2"}
+        params = {"prompt": body.get("prompt") or "seeded source video", "seconds": int(seconds),
+                  "size": size, "model": body.get("model") or "sora-2"}
         try:
             job = state.store.create(pid, "generate", params, eng.Timing(0.0, 0.0), id=vid,
                                      id_prefix=meta["ids"]["prefix"], id_format=meta["ids"]["format"],
@@ -146,8 +201,8 @@ def setup(app: web.Application, state) -> None:
         if err:
             return err
         seconds = body.get("seconds") if isinstance(body, dict) else None
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            return _err(400, "seconds must be a number >= 0")
+        if not _is_number(seconds) or seconds < 0:
+            return _err(400, "seconds must be a finite number >= 0")
         if not hasattr(state.clock, "advance"):
             return _err(409, "the clock is not manual (start with --clock manual)")
         state.clock.advance(float(seconds))
@@ -163,10 +218,14 @@ def setup(app: web.Application, state) -> None:
         if err:
             return err
         specs_in = body if isinstance(body, list) else [body]
+        for spec in specs_in:
+            problem = _fault_spec_error(spec)
+            if problem:
+                return _err(400, problem)
         added = []
         try:
             for spec in specs_in:
-                if isinstance(spec, dict) and spec.get("provider") and spec["provider"] not in state.contracts:
+                if spec.get("provider") and spec["provider"] not in state.contracts:
                     raise FaultError(f"unknown provider {spec['provider']!r}")
                 added.append(state.faults.add(spec))
         except FaultError as exc:
@@ -182,7 +241,7 @@ def setup(app: web.Application, state) -> None:
 
     async def fault_delete(request):
         try:
-            fid = int(request.match_info["fault_id"])
+            fid = _query_int(request.match_info["fault_id"], 0)
         except ValueError:
             return _err(404, "no such fault")
         if not state.faults.remove(fid):
@@ -191,9 +250,9 @@ def setup(app: web.Application, state) -> None:
 
     async def journal(request):
         try:
-            limit = int(request.query.get("limit", "100"))
+            limit = _query_int(request.query.get("limit"), 100)
         except ValueError:
-            return _err(400, "limit must be an integer")
+            return _err(400, "limit must be an integer >= 0")
         entries = list(state.journal)[-max(0, limit):] if limit else []
         return web.json_response({"requests": [e.to_json() for e in entries]})
 
@@ -223,17 +282,40 @@ def setup(app: web.Application, state) -> None:
         job.params["_delivered"] = True
         return bytes_response(request, asset_bytes(job.params, variant), VARIANTS[variant][0], name)
 
-    r.add_get(f"{PREFIX}/health", health)
-    r.add_get(f"{PREFIX}/jobs", list_jobs)
-    r.add_get(f"{PREFIX}/jobs/{{provider}}/{{job_id}}", get_job)
-    r.add_post(f"{PREFIX}/videos", seed_video)
-    r.add_get(f"{PREFIX}/clock", clock_get)
-    r.add_post(f"{PREFIX}/clock/advance", clock_advance)
-    r.add_get(f"{PREFIX}/faults", faults_list)
-    r.add_post(f"{PREFIX}/faults", faults_add)
-    r.add_delete(f"{PREFIX}/faults", faults_clear)
-    r.add_delete(f"{PREFIX}/faults/{{fault_id}}", fault_delete)
-    r.add_get(f"{PREFIX}/journal", journal)
-    r.add_get(f"{PREFIX}/webhooks", webhooks)
-    r.add_post(f"{PREFIX}/reset", reset)
-    r.add_get(f"{PREFIX}/files/{{provider}}/{{job_id}}/{{name}}", files)
+    routes = [
+        ("GET", "/health", health),
+        ("GET", "/jobs", list_jobs),
+        ("GET", "/jobs/{provider}/{job_id}", get_job),
+        ("POST", "/videos", seed_video),
+        ("GET", "/clock", clock_get),
+        ("POST", "/clock/advance", clock_advance),
+        ("GET", "/faults", faults_list),
+        ("POST", "/faults", faults_add),
+        ("DELETE", "/faults", faults_clear),
+        ("DELETE", "/faults/{fault_id}", fault_delete),
+        ("GET", "/journal", journal),
+        ("GET", "/webhooks", webhooks),
+        ("POST", "/reset", reset),
+        ("GET", "/files/{provider}/{job_id}/{name}", files),
+    ]
+    by_path: dict[str, list[tuple[str, Any]]] = {}
+    for method, path, handler in routes:
+        by_path.setdefault(path, []).append((method, handler))
+    for path, handlers in by_path.items():  # one resource per path: its methods, then 405 for the rest
+        for method, handler in handlers:
+            if method == "GET":
+                r.add_get(PREFIX + path, handler)  # also answers HEAD
+            else:
+                r.add_route(method, PREFIX + path, handler)
+        allowed = sorted({m for m, _ in handlers} | ({"HEAD"} if any(m == "GET" for m, _ in handlers) else set()))
+        r.add_route("*", PREFIX + path, _not_allowed(allowed))
+
+
+def _not_allowed(allowed: list[str]):
+    """Handler answering 405 with an ``Allow`` header for an admin path called with another method."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return _err(405, f"method {request.method} is not allowed on {request.path}",
+                    headers={"Allow": ", ".join(allowed)})
+
+    return handler

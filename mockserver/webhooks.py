@@ -27,11 +27,14 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import engine as eng
+
+log = logging.getLogger("mockserver.webhooks")
 
 
 def sign_standard_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -131,7 +134,11 @@ class WebhookDispatcher:
         for job, family, url in self.watch:
             st = eng.state_at(job, now)
             if st.terminal and not job.deleted:
-                event = family.webhook_event(job, st)
+                try:
+                    event = family.webhook_event(job, st)
+                except Exception:  # a family bug for one job must not stall every other delivery
+                    log.exception("webhook event of %s job %s could not be built; dropped", job.provider, job.id)
+                    continue
                 if event is None:  # e.g. a cancelled aigateway job: the contract declares no event
                     continue
                 signing = getattr(family, "webhook_signing", lambda: None)()

@@ -122,6 +122,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def api_client(mock, provider: str, auth: str) -> httpx.Client:
+    """An httpx client for a provider's primary host on the mock; every response must match its contract."""
+    from urllib.parse import urlsplit
+
+    from mockserver.validation import HostValidator
+
+    contract = specs.load(provider)
+    base = mock.base_url(provider)
+    validator = HostValidator(contract, contract.hosts[0]["id"])
+    prefix = urlsplit(base).path.rstrip("/")
+
+    def check(response: httpx.Response) -> None:
+        response.read()
+        req = response.request
+        path = req.url.path.removeprefix(prefix)
+        errors = validator.response_errors(req.method, path, dict(req.url.params), dict(req.headers),
+                                           response.status_code, response.content,
+                                           response.headers.get("content-type", ""), dict(response.headers))
+        assert not errors, f"{provider} {req.method} {path} -> {response.status_code} outside the contract: {errors}"
+
+    return httpx.Client(base_url=base, headers={"Authorization": auth}, event_hooks={"response": [check]})
+
+
 def deliveries(mock) -> list[dict]:
     return mock.admin("GET", "webhooks")["deliveries"]
 
@@ -151,7 +174,7 @@ def request_schema(operation: dict) -> dict:
 def test_openai_video_completed_and_failed_events_verify_with_the_openai_sdk():
     contract = specs.load("openai")
     with Receiver() as rx, EmbeddedMock(providers=["openai"], clock="manual", openai_webhook_url=rx.url) as m:
-        api = httpx.Client(base_url=m.base_url("openai"), headers={"Authorization": "Bearer sk-test"})
+        api = api_client(m, "openai", "Bearer sk-test")
         ok = api.post("/videos", json={"prompt": "a red fox in snow"}).json()
         bad = api.post("/videos", json={"prompt": "a doomed fox"},
                        headers={"X-Mock-Fault": "generation_failure"}).json()
@@ -192,7 +215,7 @@ def test_openai_video_completed_and_failed_events_verify_with_the_openai_sdk():
 
 def test_openai_sends_no_webhooks_without_a_project_url():
     with Receiver() as rx, EmbeddedMock(providers=["openai"], clock="manual") as m:
-        api = httpx.Client(base_url=m.base_url("openai"), headers={"Authorization": "Bearer sk-test"})
+        api = api_client(m, "openai", "Bearer sk-test")
         vid = api.post("/videos", json={"prompt": "quiet"}).json()["id"]
         m.advance(600)
         assert api.get(f"/videos/{vid}").json()["status"] == "completed"
@@ -206,7 +229,7 @@ def test_aigateway_webhook_url_events_are_signed_with_aig_signature():
     callback = callback_operation(contract, "aigatewayCreateVideoGeneration")
     header_schemas = {p["name"]: p["schema"] for p in callback["parameters"]}
     with Receiver() as rx, EmbeddedMock(providers=["aigateway"], clock="manual") as m:
-        api = httpx.Client(base_url=m.base_url("aigateway"), headers={"Authorization": "Bearer sk-aig-test"})
+        api = api_client(m, "aigateway", "Bearer sk-aig-test")
         gen = "/v1/videos/generations"
         body = {"model": "openai/sora-2", "prompt": "a lake", "duration": 8, "webhook_url": f"{rx.url}?job=ok"}
         ok = api.post(gen, json=body).json()
@@ -282,7 +305,7 @@ def test_queue_webhook_query_parameter_delivers_ok_and_error(provider):
     assert param in {p["name"] for p in declared if p["in"] == "query"}
     schema = request_schema(callback_operation(contract, op_id))
     with Receiver() as rx, EmbeddedMock(providers=[provider], clock="manual") as m:
-        api = httpx.Client(base_url=m.base_url(provider), headers={"Authorization": auth})
+        api = api_client(m, provider, auth)
         ok = api.post(path, params={param: f"{rx.url}?r=ok"}, json={"prompt": "a lighthouse at dusk"})
         assert ok.status_code == 200, ok.text
         bad = api.post(path, params={param: f"{rx.url}?r=bad"}, json={"prompt": "doomed"},
@@ -313,7 +336,7 @@ def test_queue_webhook_query_parameter_delivers_ok_and_error(provider):
 
 # -- retries --------------------------------------------------------------------------------------------
 def _aigateway_job_with_hook(m, url: str) -> str:
-    api = httpx.Client(base_url=m.base_url("aigateway"), headers={"Authorization": "Bearer sk-aig-test"})
+    api = api_client(m, "aigateway", "Bearer sk-aig-test")
     r = api.post("/v1/videos/generations", json={"model": "openai/sora-2", "prompt": "p", "webhook_url": url})
     assert r.status_code == 202, r.text
     return r.json()["id"]

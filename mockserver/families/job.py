@@ -129,8 +129,11 @@ class JobFamily(Family):
     def _job_id(self, ctx) -> str:
         return next(iter(ctx.path_params.values()), "")
 
+    def _id_param(self, ctx) -> str | None:
+        return next(iter(ctx.path_params), None)
+
     def _missing(self, ctx, job_id: str) -> web.Response:
-        return ctx.error("not_found", f"Job '{job_id}' not found.", param="job_id")
+        return ctx.error("not_found", f"Job '{job_id}' not found.", param=self._id_param(ctx))
 
     def _live(self, ctx) -> tuple[eng.Job | None, eng.State | None, web.Response | None]:
         """The job named in the path with its state, or the 404 (unknown, or result expired)."""
@@ -141,7 +144,7 @@ class JobFamily(Family):
         st = self.job_state(job)
         if self.expired(job, st):
             return None, None, ctx.error("expired", f"Job '{job_id}' and its result have expired.",
-                                         param="job_id")
+                                         param=self._id_param(ctx))
         return job, st, None
 
     # -- polling rate (304) -------------------------------------------------------------------------
@@ -184,7 +187,7 @@ class JobFamily(Family):
                 return err
             if self.expired(source, self.job_state(source)):
                 return ctx.error("expired", f"Source video '{source.id}' has expired and cannot be remixed.",
-                                 param="video_id")
+                                 param=(ctx.op.source or {}).get("pointer", "").strip("/") or None)
         job = self.create_job(ctx, body, kind=kind, source=source)
         return ctx.json(self.job_object(job), status=self._success_status(ctx.op))
 
@@ -201,7 +204,8 @@ class JobFamily(Family):
         if err is not None:
             return err
         if not self.store.cancel(job, self.now()):
-            return ctx.error("conflict", f"Job {job.id} is already {self.status_of(st)}.", param="job_id")
+            return ctx.error("conflict", f"Job {job.id} is already {self.status_of(st)}.",
+                             param=self._id_param(ctx))
         return ctx.json(self.job_object(job))
 
     # -- webhooks -----------------------------------------------------------------------------------
@@ -210,9 +214,10 @@ class JobFamily(Family):
         url = callback_url(ctx)
         return url if url and _is_http_url(url) else None
 
-    def webhook_signing(self) -> str:
-        """aigateway signs with ``aig-timestamp`` / ``aig-signature`` (reference/protocols.md §4)."""
-        return "aig"
+    def webhook_signing(self) -> str | None:
+        """The signing scheme of :mod:`mockserver.webhooks`: provider.yaml ``mock.webhook_signing``, by default
+        ``"aig"`` (``aig-timestamp`` / ``aig-signature``, reference/protocols.md §4)."""
+        return self.mock.get("webhook_signing", "aig")
 
     def webhook_event(self, job: eng.Job, st: eng.State) -> tuple[str, dict[str, Any]] | None:
         """``("job.completed" | "job.failed", event)`` for a finished job, None for a cancelled one.

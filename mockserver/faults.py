@@ -276,15 +276,17 @@ def _reset(request: web.Request) -> Exception:
 @web.middleware
 async def journal_middleware(request: web.Request, handler):
     """Record provider requests in the admin journal (credentials redacted)."""
-    from .app import STATE_KEY, JournalEntry, redact_headers, redact_url
+    from .app import STATE_KEY, JournalEntry
 
     if request.path.startswith("/__mock"):
         return await handler(request)
     state = request.app[STATE_KEY]
     mount, op = _meta(request)
-    entry = JournalEntry(time=round(time.time(), 3), method=request.method, path=redact_url(request.path_qs),
+    # Headers are kept by reference and redacted when the journal is read (keeps polls fast); they never
+    # leave the process unredacted.
+    entry = JournalEntry(time=round(time.time(), 3), method=request.method, path=request.path_qs,
                          provider=mount.provider if mount else None,
-                         operation=op.operation_id if op else None, headers=redact_headers(request.headers))
+                         operation=op.operation_id if op else None, headers=request.headers)
     state.journal.append(entry)
     start = time.perf_counter()
     try:

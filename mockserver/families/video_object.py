@@ -58,12 +58,17 @@ class VideoObjectFamily(Family):
             headers["openai-poll-after-ms"] = str(self.poll_after_ms(st))
         return ctx.json(self.video(job, st), headers=headers)
 
-    @staticmethod
-    def _declares_header(op, name: str) -> bool:
-        for resp in (op.definition.get("responses") or {}).values():
-            if isinstance(resp, dict) and any(h.lower() == name for h in (resp.get("headers") or {})):
-                return True
-        return False
+    _header_cache: dict[tuple[str, str], bool] = {}
+
+    @classmethod
+    def _declares_header(cls, op, name: str) -> bool:
+        key = (op.provider + ":" + op.operation_id, name)
+        found = cls._header_cache.get(key)
+        if found is None:
+            found = cls._header_cache[key] = any(
+                isinstance(resp, dict) and any(h.lower() == name for h in (resp.get("headers") or {}))
+                for resp in (op.definition.get("responses") or {}).values())
+        return found
 
     def _missing(self, ctx, video_id: str) -> web.Response:
         return ctx.error("not_found", f"Video with id '{video_id}' not found.", param="video_id")

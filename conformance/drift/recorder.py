@@ -1,0 +1,201 @@
+"""A recorder that captures any httpx traffic into a :class:`~conformance.drift.cassette.Cassette`.
+
+Wrap a transport and every request through it is recorded (redacted at capture time), whatever code issues
+it: our flows, a conformance driver, or an SDK that accepts an httpx client::
+
+    rec = Recorder(provider="openai", hosts={"api": base_url}, secrets=[api_key])
+    client = openai.OpenAI(base_url=base_url, api_key=api_key,
+                           http_client=httpx.Client(transport=rec.transport()))
+    ...
+    rec.cassette.save("openai.cassette.json")
+
+``with rec.step("poll", expect="success"):`` labels the requests made inside it (the flow steps; a polling
+sequence is the run of interactions that share a label and URL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .cassette import Cassette, Interaction, binary_summary, encode_body
+from .redact import Redactor
+
+MAX_BLOB_BYTES = 256 * 1024 * 1024
+
+
+class Recorder:
+    """Collects interactions into ``self.cassette``.
+
+    Args:
+        provider: provider id written into the cassette (``"openai"``), or None.
+        hosts: host id -> base URL the flow talks to (``{"queue": "http://127.0.0.1:8000/fal"}``); used to
+            tag each interaction with its host.
+        secrets: literal secret values (API keys) to scrub from everything recorded.
+        store_binary: keep binary response bodies (up to ``max_blob_bytes`` each) so a replay serves the
+            exact bytes; otherwise only their summary (content type, length, sha256) is kept.
+        max_blob_bytes: size limit of one stored binary body, in bytes.
+    """
+
+    def __init__(self, provider: str | None = None, hosts: dict[str, str] | None = None,
+                 secrets: list[str | None] | tuple = (), store_binary: bool = False,
+                 max_blob_bytes: int = MAX_BLOB_BYTES):
+        self.redactor = Redactor(secrets)
+        self.cassette = Cassette(provider=provider)
+        for host_id, url in (hosts or {}).items():
+            self.cassette.hosts[host_id] = self.redactor.url(url.rstrip("/"))
+        self._host_urls = {h: u.rstrip("/") for h, u in (hosts or {}).items()}
+        self.store_binary = store_binary
+        self.max_blob_bytes = max_blob_bytes
+        self._t0 = time.monotonic()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    # -- labelling ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def step(self, label: str, expect: str | None = None) -> Iterator[None]:
+        """Label the requests made inside the block (``expect``: ``success``, ``error`` or None)."""
+        prev = getattr(self._local, "step", None)
+        self._local.step = (label, expect)
+        try:
+            yield
+        finally:
+            self._local.step = prev
+
+    def host_of(self, url: str) -> str | None:
+        """The host id whose base URL prefixes ``url`` (longest match), or None."""
+        best, best_len = None, -1
+        for host_id, base in self._host_urls.items():
+            if (url == base or url.startswith(base + "/") or url.startswith(base + "?")) and len(base) > best_len:
+                best, best_len = host_id, len(base)
+        return best
+
+    # -- transports ---------------------------------------------------------------------------------
+    def transport(self, inner: httpx.BaseTransport | None = None, **transport_kwargs: Any) -> RecordingTransport:
+        """A sync httpx transport recording through this recorder (``inner`` defaults to HTTPTransport)."""
+        return RecordingTransport(self, inner or httpx.HTTPTransport(**transport_kwargs))
+
+    def async_transport(self, inner: httpx.AsyncBaseTransport | None = None,
+                        **transport_kwargs: Any) -> AsyncRecordingTransport:
+        """An async httpx transport recording through this recorder."""
+        return AsyncRecordingTransport(self, inner or httpx.AsyncHTTPTransport(**transport_kwargs))
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` whose traffic is recorded (``verify``/``cert`` go to the inner transport)."""
+        tkw = {k: kwargs.pop(k) for k in ("verify", "cert", "http2", "retries") if k in kwargs}
+        return httpx.Client(transport=self.transport(**tkw), **kwargs)
+
+    # -- capture ------------------------------------------------------------------------------------
+    def _request_part(self, request: httpx.Request, content: bytes) -> dict[str, Any]:
+        r = self.redactor
+        enc, body = encode_body(content, request.headers.get("content-type"), r)
+        return {"method": request.method, "url": r.url(str(request.url)), "headers": r.headers(request.headers.multi_items()),
+                "body_encoding": enc, "body": body}
+
+    def _response_part(self, response: httpx.Response, decoded: bytes) -> dict[str, Any]:
+        r = self.redactor
+        ctype = response.headers.get("content-type")
+        enc, body = encode_body(decoded, ctype, r)
+        if enc == "binary" and self.store_binary and len(decoded) <= self.max_blob_bytes:
+            if r.contains_secret(decoded):
+                body["blob_withheld"] = "the body contains a secret value"
+            else:
+                body["blob"] = body["sha256"]
+                with self._lock:
+                    self.cassette.blobs[body["sha256"]] = decoded
+        return {"status": response.status_code, "headers": r.headers(response.headers.multi_items()),
+                "body_encoding": enc, "body": body}
+
+    def add(self, request: httpx.Request, req_content: bytes, response: httpx.Response | None,
+            decoded: bytes | None, started: float, duration: float, error: BaseException | None = None) -> Interaction:
+        """Record one exchange (used by the transports; callable directly for other clients)."""
+        label, expect = getattr(self._local, "step", None) or (None, None)
+        req = self._request_part(request, req_content)
+        resp = self._response_part(response, decoded or b"") if response is not None else None
+        err = None if error is None else self.redactor.text(f"{type(error).__name__}: {error}")
+        with self._lock:
+            inter = Interaction(seq=len(self.cassette.interactions), request=req, response=resp,
+                                started=round(started - self._t0, 4), duration_ms=round(duration * 1000, 3),
+                                label=label, expect=expect, host=self.host_of(str(request.url)), error=err)
+            self.cassette.interactions.append(inter)
+            self.cassette.meta["redactions"] = self.redactor.count
+        return inter
+
+
+def _rebuild(response: httpx.Response, raw: bytes, request: httpx.Request) -> httpx.Response:
+    return httpx.Response(response.status_code, headers=response.headers, content=raw, request=request,
+                          extensions=response.extensions)
+
+
+def _decoded(response: httpx.Response, raw: bytes) -> bytes:
+    """The body after Content-Encoding decoding (what the client sees), from the raw wire bytes."""
+    if not response.headers.get("content-encoding"):
+        return raw
+    tmp = httpx.Response(response.status_code, headers=response.headers, content=raw)
+    try:
+        return tmp.read()
+    except httpx.DecodingError:
+        return raw
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """Sync transport: forwards to ``inner`` and records the exchange (body read fully, then re-served)."""
+
+    def __init__(self, recorder: Recorder, inner: httpx.BaseTransport):
+        self.recorder = recorder
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        content = request.read()
+        started = time.monotonic()
+        try:
+            response = self.inner.handle_request(request)
+            raw = b"".join(response.iter_raw())
+            response.close()
+        except Exception as exc:
+            self.recorder.add(request, content, None, None, started, time.monotonic() - started, exc)
+            raise
+        self.recorder.add(request, content, response, _decoded(response, raw), started, time.monotonic() - started)
+        return _rebuild(response, raw, request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncRecordingTransport(httpx.AsyncBaseTransport):
+    """Async transport: forwards to ``inner`` and records the exchange."""
+
+    def __init__(self, recorder: Recorder, inner: httpx.AsyncBaseTransport):
+        self.recorder = recorder
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        content = await request.aread()
+        started = time.monotonic()
+        try:
+            response = await self.inner.handle_async_request(request)
+            raw = b"".join([chunk async for chunk in response.aiter_raw()])
+            await response.aclose()
+        except Exception as exc:
+            self.recorder.add(request, content, None, None, started, time.monotonic() - started, exc)
+            raise
+        self.recorder.add(request, content, response, _decoded(response, raw), started, time.monotonic() - started)
+        return _rebuild(response, raw, request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def origin(url: str) -> str:
+    """``scheme://netloc`` of a URL (lower case)."""
+    p = urlsplit(url)
+    return f"{p.scheme.lower()}://{p.netloc.lower()}"
+
+
+__all__ = ["AsyncRecordingTransport", "Recorder", "RecordingTransport", "binary_summary", "origin"]

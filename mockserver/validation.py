@@ -74,6 +74,9 @@ def _describe_full(err: BaseException) -> tuple[str, str | None]:
         path = [str(p) for p in getattr(first, "absolute_path", [])]
         if path and param is None:
             param = path[0]
+        if param is None and getattr(first, "validator", None) == "required" and isinstance(first.instance, dict):
+            # a missing top-level field is reported at the root: name the field (fal's loc: ["body", field])
+            param = next((k for k in first.validator_value if k not in first.instance), None)
         where = ".".join(path)
         message = first.message
         if isinstance(getattr(first, "instance", None), bytes | str) and len(first.instance) > 80:
@@ -108,14 +111,20 @@ class HostValidator:
         Returns a list of ``(message, param)`` (empty when valid). Security is not checked here (the mock's
         auth layer does it first), so security errors are ignored.
         """
-        from openapi_core.validation.request.exceptions import SecurityValidationError
+        from openapi_core.validation.request.exceptions import (
+            RequestBodyValidationError,
+            SecurityValidationError,
+        )
 
         req = _Request(self.host_url, self.base_path + path, method, query, headers, body, content_type)
         out = []
         for err in self.openapi.iter_request_errors(req):
             if isinstance(err, SecurityValidationError):
                 continue
-            out.append(_describe(err))
+            message, param = _describe(err)
+            if param is None and isinstance(err, RequestBodyValidationError):
+                param = "body"  # the whole body is at fault (missing, not JSON, not an object)
+            out.append((message, param))
         return out
 
     def response_errors(self, method: str, path: str, query, req_headers, status: int, body: bytes,

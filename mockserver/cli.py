@@ -175,9 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, specs.SpecError) as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:  # e.g. address already in use
-        print(f"mockserver: error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        where = f" on {args.host}:{args.port}" if args.command == "serve" else ""
+        print(f"mockserver: error: cannot serve{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0

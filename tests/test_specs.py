@@ -162,3 +162,36 @@ def test_invalid_files_give_one_clear_error(tmp_path, monkeypatch):
             specs.load("broken")
     finally:
         specs.load.cache_clear()
+
+
+def _defect_notes(doc) -> list[str]:
+    """Every x-doc-defect / x-assumption entry of a document, flattened to text."""
+    notes: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("x-doc-defect", "x-assumption"):
+                    notes.append(repr(value))
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    return notes
+
+
+@pytest.mark.parametrize("pid,needles", [
+    ("gptge", ["01K7P7689TQP1E80YN3Q7G4AR4"]),
+    ("aigateway", ["processing", "running", "video_id"]),
+    ("openai", ["edits", "2026-09-24"]),
+    ("fal", ["delete_video", "logs=1"]),
+    ("sunra", ["//requests/", "Key"]),
+])
+def test_known_doc_defects_are_recorded_next_to_the_schema(pid, needles):
+    """The doc problems listed in the contracts issue each carry an x-doc-defect/x-assumption note."""
+    doc = specs.load(pid).openapi
+    notes = " ".join(_defect_notes(doc)) + " " + repr(doc.get("x-deprecation", ""))
+    for needle in needles:
+        assert needle in notes, f"{pid}: no x-doc-defect mentions {needle!r}"

@@ -20,9 +20,10 @@ credentials, must fail). Request bodies are built from the request schema (requi
 model mapping, the ``x-source`` pointer), so a contract change is exercised without code changes.
 
 The conformance lifecycle drivers (conformance/drivers/, another module) did not exist when this was
-written; these flows are the minimal per-family runners the drift recorder needs. Spending is guarded by
-:func:`check_spend`: billable operations (``x-billable``) run against a non-loopback host only with
-``allow_spend`` (and within ``max_usd`` when the provider's price is known).
+written; these flows are the minimal per-family runners the drift recorder needs. Spending is guarded twice,
+with the rules of the conformance spend guard (conformance/spend.py): :func:`check_spend` refuses a whole
+flow before anything is sent, and the CLI also puts ``conformance.spend.SpendGuard`` on every request
+(see ``Recorder(guard=...)``).
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ class FlowOptions:
         source_id: remix this existing video instead of generating one (sync remix-only providers).
         remix, download, probes, cleanup: enable the remix step, asset downloads, the free error probes and
             the deletion of created videos (where the contract has a ``delete`` role).
-        allow_spend: allow billable calls against a non-loopback host.
-        max_usd: refuse when the estimated cost (provider.yaml ``pricing.usd_per_second``) exceeds it.
+        allow_spend: allow billable calls against a host that is not our mock.
+        max_spend_usd: budget in USD for those calls (estimated with provider.yaml ``pricing.usd_per_second``);
+            a provider without a documented price cannot be bounded, so its billable calls are refused.
+        free_only: skip every billable operation (record probes, lists and error shapes only).
         verify: TLS verification for httpx (True, False, or a CA bundle path).
     """
 
@@ -84,7 +87,8 @@ class FlowOptions:
     probes: bool = True
     cleanup: bool = True
     allow_spend: bool = False
-    max_usd: float | None = None
+    max_spend_usd: float = 0.0
+    free_only: bool = False
     verify: bool | str = True
 
 
@@ -254,32 +258,58 @@ def billable_plan(contract: Contract, hosts: dict[str, str], options: FlowOption
     return plan
 
 
-def check_spend(contract: Contract, hosts: dict[str, str], options: FlowOptions) -> float | None:
-    """Refuse a flow that would spend money without permission.
+def is_free_host(url: str, verify: bool | str = True) -> bool:
+    """True when ``url`` is on our mock: a loopback address whose ``/__mock/health`` names the mock.
+    Only loopback URLs are probed (nothing is sent to a real provider)."""
+    if not is_local(url):
+        return False
+    try:
+        with httpx.Client(verify=verify, timeout=5, trust_env=False) as c:
+            doc = c.get(origin(url) + "/__mock/health").json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("mock") == "sora-remix-mock"
 
-    Returns the estimated cost in USD (None when the provider's price is unknown).
+
+def check_spend(contract: Contract, hosts: dict[str, str], options: FlowOptions,
+                free_hosts: set[str] | None = None) -> float | None:
+    """Refuse, before anything is sent, a flow that would spend money without permission.
+
+    The rules are those of the conformance spend guard (conformance/spend.py): billable operations
+    (``x-billable``) against a host that is not our mock need ``allow_spend``, a documented price
+    (provider.yaml ``pricing.usd_per_second``) and an estimate (price x ``seconds`` per generation) within
+    ``max_spend_usd``. ``free_only`` flows call no billable operation.
+
+    Args:
+        free_hosts: host ids known to be our mock (default: probed with :func:`is_free_host`).
+
+    Returns:
+        The estimated cost in USD of the billable calls against paid hosts (0.0 when there are none).
 
     Raises:
-        SpendRefused: billable calls against a non-loopback host without ``allow_spend``, or an estimate
-            above ``max_usd``, or ``max_usd`` set while the price is unknown.
+        SpendRefused: one clear line saying what would be spent and which flag permits it.
     """
-    plan = billable_plan(contract, hosts, options)
-    remote = [o for o in plan if not is_local(hosts[o.host])]
-    price = contract.price_per_second_usd
-    estimate = None if price is None else round(price * options.seconds * len(remote), 4)
-    if not remote:
+    if options.free_only:
         return 0.0
-    what = f"{len(remote)} billable generation(s) against {', '.join(sorted({hosts[o.host] for o in remote}))}"
+    plan = billable_plan(contract, hosts, options)
+    if free_hosts is None:
+        free_hosts = {h for h in {o.host for o in plan} if is_free_host(hosts[h], options.verify)}
+    paid = [o for o in plan if o.host not in free_hosts]
+    if not paid:
+        return 0.0
+    price = contract.price_per_second_usd
+    estimate = None if price is None else round(price * options.seconds * len(paid), 4)
+    what = f"{len(paid)} billable generation(s) against {', '.join(sorted({hosts[o.host] for o in paid}))}"
     if not options.allow_spend:
-        cost = f"~${estimate:.2f}" if estimate is not None else "cost unknown: no price in provider.yaml"
-        raise SpendRefused(f"recording would run {what} ({cost}); pass --allow-spend to permit it")
-    if options.max_usd is not None:
-        if estimate is None:
-            raise SpendRefused(f"recording would run {what} but {contract.id} has no price in provider.yaml, so "
-                               f"--max-usd {options.max_usd} cannot be enforced; drop --max-usd to accept")
-        if estimate > options.max_usd:
-            raise SpendRefused(f"recording would run {what} costing ~${estimate:.2f}, above --max-usd "
-                               f"{options.max_usd}")
+        cost = f"~${estimate:.2f}" if estimate is not None else "cost unknown"
+        raise SpendRefused(f"recording would run {what} ({cost}); pass --allow-spend with --max-spend-usd, "
+                           "or --free-only")
+    if estimate is None:
+        raise SpendRefused(f"recording would run {what}, but {contract.id} documents no price "
+                           "(pricing.usd_per_second), so the spend cannot be bounded; use --free-only")
+    if estimate > options.max_spend_usd + 1e-9:
+        raise SpendRefused(f"recording would run {what} costing ~${estimate:.2f}, above --max-spend-usd "
+                           f"{options.max_spend_usd:g}")
     return estimate
 
 
@@ -351,6 +381,8 @@ class FlowRunner:
 
     def op(self, host: str, role: str, kind: str | None = None) -> Operation | None:
         for o in self.contract.operations_by_role(role, host):
+            if o.billable and self.options.free_only:
+                continue
             if kind is None:
                 return o
             kinds = set((o.kind.get("map") or {}).values()) | {o.kind.get("default")} if isinstance(o.kind, dict) \
@@ -617,14 +649,14 @@ def _retry_after(resp: httpx.Response) -> float | None:
 
 
 def run_flow(contract: Contract, hosts: dict[str, str], api_key: str | None, recorder: Recorder,
-             options: FlowOptions | None = None) -> FlowResult:
+             options: FlowOptions | None = None, free_hosts: set[str] | None = None) -> FlowResult:
     """Check the spend guard, then run the provider's flows through ``recorder``.
 
     Raises:
         SpendRefused: see :func:`check_spend` (nothing is sent then).
     """
     options = options or FlowOptions()
-    estimate = check_spend(contract, hosts, options)
+    estimate = check_spend(contract, hosts, options, free_hosts)
     recorder.cassette.meta.update({"flow": [h["family"] for h in contract.hosts if h["id"] in hosts],
                                    "estimated_usd": estimate})
     result = FlowRunner(contract, hosts, api_key, recorder, options).run()
@@ -634,4 +666,4 @@ def run_flow(contract: Contract, hosts: dict[str, str], api_key: str | None, rec
 
 
 __all__ = ["DEFAULT_PROMPT", "FlowError", "FlowOptions", "FlowResult", "FlowRunner", "SpendRefused",
-           "billable_plan", "check_spend", "is_local", "request_body", "resolve_hosts", "run_flow"]
+           "billable_plan", "check_spend", "is_free_host", "is_local", "request_body", "resolve_hosts", "run_flow"]

@@ -41,11 +41,16 @@ class Recorder:
         store_binary: keep binary response bodies (up to ``max_blob_bytes`` each) so a replay serves the
             exact bytes; otherwise only their summary (content type, length, sha256) is kept.
         max_blob_bytes: size limit of one stored binary body, in bytes.
+        guard: an optional per-request spend guard with the protocol of ``conformance.spend.SpendGuard``:
+            ``before(request)`` (raises to refuse), ``after(request, response)``, ``release(request)``. It is
+            given a ``requests``-like view of each request (``method``, ``url``, ``headers``, ``body``). A
+            refused request is not sent and not recorded; the client sees :class:`GuardRefused`.
     """
 
     def __init__(self, provider: str | None = None, hosts: dict[str, str] | None = None,
                  secrets: list[str | None] | tuple = (), store_binary: bool = False,
-                 max_blob_bytes: int = MAX_BLOB_BYTES):
+                 max_blob_bytes: int = MAX_BLOB_BYTES, guard: Any = None):
+        self.guard = guard
         self.redactor = Redactor(secrets)
         self.cassette = Cassette(provider=provider)
         for host_id, url in (hosts or {}).items():
@@ -128,6 +133,40 @@ class Recorder:
         return inter
 
 
+class GuardRefused(httpx.TransportError):
+    """The spend guard refused a request; it was not sent. ``str(err)`` is the guard's one-line reason."""
+
+
+class _GuardView:
+    """What a ``requests``-style guard reads from a request: method, url (str), headers, body (bytes)."""
+
+    def __init__(self, request: httpx.Request, content: bytes):
+        self.method = request.method
+        self.url = str(request.url)
+        self.headers = request.headers
+        self.body = content
+
+
+def _guard_before(recorder: Recorder, request: httpx.Request, content: bytes) -> _GuardView | None:
+    if recorder.guard is None:
+        return None
+    view = _GuardView(request, content)
+    try:
+        recorder.guard.before(view)
+    except Exception as exc:
+        raise GuardRefused(recorder.redactor.text(str(exc)), request=request) from None
+    return view
+
+
+def _guard_after(recorder: Recorder, view: _GuardView | None, response: httpx.Response | None) -> None:
+    if view is None:
+        return
+    if response is None:
+        recorder.guard.release(view)
+    else:
+        recorder.guard.after(view, response)
+
+
 def _rebuild(response: httpx.Response, raw: bytes, request: httpx.Request) -> httpx.Response:
     return httpx.Response(response.status_code, headers=response.headers, content=raw, request=request,
                           extensions=response.extensions)
@@ -153,14 +192,17 @@ class RecordingTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         content = request.read()
+        view = _guard_before(self.recorder, request, content)
         started = time.monotonic()
         try:
             response = self.inner.handle_request(request)
             raw = b"".join(response.iter_raw())
             response.close()
         except Exception as exc:
+            _guard_after(self.recorder, view, None)
             self.recorder.add(request, content, None, None, started, time.monotonic() - started, exc)
             raise
+        _guard_after(self.recorder, view, response)
         self.recorder.add(request, content, response, _decoded(response, raw), started, time.monotonic() - started)
         return _rebuild(response, raw, request)
 
@@ -177,14 +219,17 @@ class AsyncRecordingTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         content = await request.aread()
+        view = _guard_before(self.recorder, request, content)
         started = time.monotonic()
         try:
             response = await self.inner.handle_async_request(request)
             raw = b"".join([chunk async for chunk in response.aiter_raw()])
             await response.aclose()
         except Exception as exc:
+            _guard_after(self.recorder, view, None)
             self.recorder.add(request, content, None, None, started, time.monotonic() - started, exc)
             raise
+        _guard_after(self.recorder, view, response)
         self.recorder.add(request, content, response, _decoded(response, raw), started, time.monotonic() - started)
         return _rebuild(response, raw, request)
 
@@ -198,4 +243,4 @@ def origin(url: str) -> str:
     return f"{p.scheme.lower()}://{p.netloc.lower()}"
 
 
-__all__ = ["AsyncRecordingTransport", "Recorder", "RecordingTransport", "binary_summary", "origin"]
+__all__ = ["AsyncRecordingTransport", "GuardRefused", "Recorder", "RecordingTransport", "binary_summary", "origin"]

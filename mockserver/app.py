@@ -245,13 +245,29 @@ def _scheme_hint(auth: dict) -> str:
 
 
 # -- request pipeline ---------------------------------------------------------------------------------
-def _request_id_headers(op: Operation) -> list[str]:
-    names = set()
-    for resp in (op.definition.get("responses") or {}).values():
-        for h in (resp.get("headers") or {}) if isinstance(resp, dict) else {}:
-            if h.lower().endswith("request-id"):
-                names.add(h.lower())
-    return sorted(names)
+_ID_HEADERS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _request_id_headers(op: Operation) -> tuple[str, ...]:
+    key = (op.provider, op.operation_id)
+    if key not in _ID_HEADERS:
+        names = set()
+        for resp in (op.definition.get("responses") or {}).values():
+            for h in (resp.get("headers") or {}) if isinstance(resp, dict) else {}:
+                if h.lower().endswith("request-id"):
+                    names.add(h.lower())
+        _ID_HEADERS[key] = tuple(sorted(names)) or ("x-request-id",)
+    return _ID_HEADERS[key]
+
+
+def stamp_request_id(response: web.StreamResponse, op: Operation) -> web.StreamResponse:
+    """Give ``response`` the operation's request-id headers (``x-request-id``, ``x-fal-request-id`` ...)
+    unless it has them: every answer of an operation carries them, errors included (auth, validation,
+    injected faults), as the contracts declare them on every status."""
+    rid = f"req_{_RUN_ID}{next(_REQUEST_SEQ):010x}"
+    for name in _request_id_headers(op):
+        response.headers.setdefault(name, rid)
+    return response
 
 
 def make_handler(mount: HostMount, op: Operation):
@@ -262,7 +278,6 @@ def make_handler(mount: HostMount, op: Operation):
     params = [_deref(mount.contract.openapi, p) for p in op.definition.get("parameters") or []]
     needs_validation = has_body or any(isinstance(p, dict) and p.get("in") in ("query", "header")
                                        for p in params)
-    id_headers = _request_id_headers(op) or ["x-request-id"]
 
     async def core(request: web.Request, rel_path: str, path_params: dict[str, str]) -> web.StreamResponse:
         state: MockState = request.app[STATE_KEY]
@@ -291,23 +306,20 @@ def make_handler(mount: HostMount, op: Operation):
                 return error_response(contract, "validation", str(body))
         ctx = Ctx(state=state, mount=mount, op=op, request=request, path_params=path_params, body=body,
                   api_key=key)
-        response = await mount.family.handle(ctx)
-        rid = f"req_{_RUN_ID}{next(_REQUEST_SEQ):010x}"
-        for name in id_headers:
-            response.headers.setdefault(name, rid)
-        return response
+        return await mount.family.handle(ctx)
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return await guarded(request, _rel_path(request.path, mount.prefix), dict(request.match_info))
 
     async def guarded(request: web.Request, rel_path: str, path_params: dict[str, str]) -> web.StreamResponse:
         try:
-            return await core(request, rel_path, path_params)
+            response = await core(request, rel_path, path_params)
         except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception as exc:  # a mock bug still answers in the provider's envelope, and is logged
             log.exception("mock error in %s %s", op.method, op.path)
-            return error_response(mount.contract, "server_error", f"mock internal error: {type(exc).__name__}")
+            response = error_response(mount.contract, "server_error", f"mock internal error: {type(exc).__name__}")
+        return stamp_request_id(response, op)
 
     handler.core = guarded
     handler.mock_meta = (mount, op)  # read by the faults middleware and the journal
@@ -499,6 +511,10 @@ def build_app(config: MockConfig | None = None) -> web.Application:
             for method, path, handler in extra():
                 app.router.add_route(method, mount.prefix + path, handler)
     app.router.add_route("*", "/{__tail__:.*}", _layered(_fallback_handler(state.mounts), journal_middleware))
+    if config.replay:  # serve a recorded cassette before the live engine (mockserver/replay.py)
+        from .replay import install
+
+        install(app, state)
     app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)
     return app

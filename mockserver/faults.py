@@ -43,6 +43,7 @@ _STATUS_KIND = {"rate_limit": "rate_limited", "server_error": "server_error", "b
                 "unavailable": "unavailable"}
 _NUMERIC = ("times", "probability", "retry_after", "ms", "min_ms", "max_ms", "median_ms", "sigma")
 FAULT_HEADER = "X-Mock-Fault"
+FAULT_KEY = web.RequestKey("mock_fault", str)  # the fault applied to a request, for the journal
 
 
 class FaultError(ValueError):
@@ -223,7 +224,7 @@ def _meta(request: web.Request):
 @web.middleware
 async def faults_middleware(request: web.Request, handler):
     """Apply injected faults and the rate limit before the provider handler runs."""
-    from .app import STATE_KEY, error_response
+    from .app import STATE_KEY, error_response, stamp_request_id
 
     mount, op = _meta(request)
     if mount is None:
@@ -233,9 +234,9 @@ async def faults_middleware(request: web.Request, handler):
     try:
         rule = state.faults.pick(mount.provider, op, header, FAULT_KINDS[:-1])
     except ValueError as exc:  # FaultError: a bad X-Mock-Fault header is the caller's error
-        return error_response(mount.contract, "validation", f"{FAULT_HEADER}: {exc}")
+        return stamp_request_id(error_response(mount.contract, "validation", f"{FAULT_HEADER}: {exc}"), op)
     if rule is not None:
-        request["mock_fault"] = rule.kind
+        request[FAULT_KEY] = rule.kind
         if rule.kind == "latency":
             await asyncio.sleep(state.faults.latency_seconds(rule))
         elif rule.kind == "hang":
@@ -247,13 +248,14 @@ async def faults_middleware(request: web.Request, handler):
             headers = {}
             if rule.kind in ("rate_limit", "unavailable") and (rule.retry_after or rule.kind == "rate_limit"):
                 headers["Retry-After"] = str(max(1, int(math.ceil(rule.retry_after or 1))))
-            return error_response(mount.contract, _STATUS_KIND[rule.kind], rule.message, headers=headers)
+            return stamp_request_id(error_response(mount.contract, _STATUS_KIND[rule.kind], rule.message,
+                                                   headers=headers), op)
     auth = request.headers.get(mount.contract.auth["header"], "")
     wait = state.faults.take_token(auth)
     if wait is not None:
-        request["mock_fault"] = "rate_limit"
-        return error_response(mount.contract, "rate_limited", "rate limit exceeded",
-                              headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        request[FAULT_KEY] = "rate_limit"
+        return stamp_request_id(error_response(mount.contract, "rate_limited", "rate limit exceeded",
+                                               headers={"Retry-After": str(max(1, math.ceil(wait)))}), op)
     return await handler(request)
 
 
@@ -298,4 +300,4 @@ async def journal_middleware(request: web.Request, handler):
         raise
     finally:
         entry.duration_ms = round((time.perf_counter() - start) * 1000, 3)
-        entry.fault = request.get("mock_fault")
+        entry.fault = request.get(FAULT_KEY)

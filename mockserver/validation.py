@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
@@ -88,6 +88,17 @@ def _describe_full(err: BaseException) -> tuple[str, str | None]:
     return msg, param
 
 
+def _text_loads(value: bytes, **parameters: str) -> str:
+    from openapi_core.deserializing.media_types.util import plain_loads
+
+    return plain_loads(value, **parameters)
+
+
+#: Text media types openapi-core has no deserializer for: decoded to str so that a ``type: string`` schema
+#: (fal/sunra ``text/event-stream`` status streams) validates the text, not the raw bytes.
+_CONFIG = Config(extra_media_type_deserializers={"text/event-stream": _text_loads})
+
+
 class HostValidator:
     """Validates requests and responses for one host of one provider.
 
@@ -102,7 +113,7 @@ class HostValidator:
         base = urlsplit(contract.host(host_id)["base_url"])
         self.host_url = f"{base.scheme}://{base.netloc}"
         self.base_path = base.path.rstrip("/")
-        self.openapi = OpenAPI.from_dict(contract.host_document(host_id))
+        self.openapi = OpenAPI.from_dict(contract.host_document(host_id), config=_CONFIG)
 
     def request_errors(self, method: str, path: str, query, headers, body: bytes | None,
                        content_type: str) -> list[tuple[str, str | None]]:

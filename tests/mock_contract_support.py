@@ -114,9 +114,39 @@ class HostChecked:
         method = req.method
         if response.status_code == 405 and response.headers.get("Allow"):
             method = response.headers["Allow"].split(",")[0].strip()
-        return self.validator.response_errors(method, path, dict(req.url.params), dict(req.headers),
-                                              response.status_code, response.content,
-                                              response.headers.get("content-type", ""), dict(response.headers))
+        errors = self.validator.response_errors(method, path, dict(req.url.params), dict(req.headers),
+                                                response.status_code, response.content,
+                                                response.headers.get("content-type", ""), dict(response.headers))
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            errors += self.event_errors(method, path, response)
+        return errors
+
+    def event_errors(self, method: str, path: str, response: httpx.Response) -> list[str]:
+        """Every ``data:`` event of a Server-Sent Events body must be JSON matching the response media
+        type's ``x-event-schema`` (fal/sunra status streams); at least one event is required."""
+        import json
+
+        op = next((o for o in self.contract.operations() if o.host == self.host_id and o.method == method
+                   and o.path_regex.match(path)), None)
+        if op is None:
+            return [f"no operation for {method} {path}"]
+        document = self.contract.host_document(self.host_id)
+        resp = deref(document, (op.definition.get("responses") or {}).get(str(response.status_code)) or {})
+        media = (resp.get("content") or {}).get("text/event-stream") or {}
+        if "x-event-schema" not in media:
+            return []
+        events = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
+        if not events:
+            return ["the event stream carries no data event"]
+        out = []
+        for raw in events:
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                out.append(f"event is not JSON: {raw[:80]}")
+                continue
+            out += [f"event {raw[:80]}: {e}" for e in schema_errors_at(document, media["x-event-schema"], value)]
+        return out
 
     def __call__(self, response: httpx.Response) -> None:
         errors = self.errors(response)
@@ -124,3 +154,198 @@ class HostChecked:
         assert not errors, (f"{self.contract.id}/{self.host_id}: {req.method} {req.url.path} -> "
                             f"{response.status_code} is outside the contract: {errors}\n{response.text[:500]}")
         self.checked.append((req.method, req.url.path, response.status_code))
+
+
+# -- request building from the contract -----------------------------------------------------------------
+PROMPT = "a red fox running through fresh snow at dawn"
+
+
+def deref(document: dict, node: Any) -> Any:
+    """Follow local ``$ref`` chains (``#/components/...``) in ``document``."""
+    from specs.validate import resolve_pointer
+
+    seen = 0
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str):
+        node = resolve_pointer(document, node["$ref"])
+        seen += 1
+        assert seen < 50, "circular $ref"
+    return node
+
+
+def minimal_instance(document: dict, schema: Any, name: str | None = None) -> Any:
+    """A small value that should satisfy ``schema``: const / examples / default / enum first, else the
+    required properties of an object, a ``minLength`` string, a ``minimum`` number. The caller validates
+    the result (this is a builder, not a proof)."""
+    schema = deref(document, schema)
+    if not isinstance(schema, dict):
+        return None
+    for key in ("const",):
+        if key in schema:
+            return schema[key]
+    if schema.get("examples"):
+        return schema["examples"][0]
+    if "example" in schema:
+        return schema["example"]
+    if "default" in schema and schema["default"] is not None:
+        return schema["default"]
+    if schema.get("enum"):
+        return next((v for v in schema["enum"] if v is not None), None)
+    if "allOf" in schema:
+        merged: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
+        for part in [schema, *schema["allOf"]]:
+            part = deref(document, part)
+            merged["properties"].update(part.get("properties") or {})
+            merged["required"] += part.get("required") or []
+        if any(k in merged["properties"] for k in merged["required"]) or merged["properties"]:
+            return minimal_instance(document, merged, name)
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            branches = [deref(document, b) for b in schema[key]]
+            branches = [b for b in branches if b.get("type") != "null"] or branches
+            base = {k: v for k, v in schema.items() if k not in ("oneOf", "anyOf")}
+            branch = branches[0]
+            if base.get("properties") or base.get("type") == "object":
+                combined = {**base, **branch, "properties": {**(base.get("properties") or {}),
+                                                             **(branch.get("properties") or {})},
+                            "required": [*(base.get("required") or []), *(branch.get("required") or [])]}
+                return minimal_instance(document, combined, name)
+            return minimal_instance(document, branch, name)
+    types = schema.get("type")
+    if isinstance(types, list):
+        types = next((t for t in types if t != "null"), "null")
+    if types is None and (schema.get("properties") or schema.get("required")):
+        types = "object"
+    if types == "object":
+        props = schema.get("properties") or {}
+        return {k: minimal_instance(document, props.get(k, {}), k) for k in schema.get("required") or []}
+    if types == "array":
+        return [minimal_instance(document, schema.get("items", {})) for _ in range(schema.get("minItems", 0))]
+    if types == "string":
+        if name == "prompt":
+            return PROMPT[: schema.get("maxLength", len(PROMPT))]
+        if schema.get("format") in ("uri", "url"):
+            return "https://example.invalid/source.mp4"
+        return "x" * max(1, schema.get("minLength", 1))
+    if types == "integer":
+        return int(schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1))
+    if types == "number":
+        return schema.get("minimum", 1)
+    if types == "boolean":
+        return False
+    if types == "null":
+        return None
+    return {}
+
+
+def set_pointer(body: Any, pointer: str, value: Any) -> None:
+    """Set ``value`` at a JSON pointer (``/video/id``) in ``body``, creating objects on the way."""
+    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.lstrip("/").split("/") if t]
+    node = body
+    for t in tokens[:-1]:
+        node = node.setdefault(t, {})
+    node[tokens[-1]] = value
+
+
+def remove_pointer(body: Any, pointer: str) -> None:
+    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.lstrip("/").split("/") if t]
+    node = body
+    for t in tokens[:-1]:
+        node = node.get(t) if isinstance(node, dict) else None
+    if isinstance(node, dict) and tokens:
+        node.pop(tokens[-1], None)
+
+
+def job_kinds(op: specs.Operation) -> list[str]:
+    """The job kinds an operation can create (``x-kind`` string or mapping), sorted."""
+    if isinstance(op.kind, dict):
+        return sorted(set(op.kind.get("map", {}).values()) | {op.kind.get("default") or "generate"})
+    return [op.kind] if op.kind else []
+
+
+def callback_body_pointers(document: dict, op: specs.Operation) -> list[str]:
+    """JSON pointers of request-body fields that name a webhook URL (``{$request.body#/webhook_url}``
+    keys of the operation's OpenAPI ``callbacks``)."""
+    import re
+
+    out = []
+    for callback in (op.definition.get("callbacks") or {}).values():
+        for expression in deref(document, callback) or {}:
+            m = re.match(r"^\{\$request\.body#(/[^}]*)\}$", str(expression))
+            if m:
+                out.append(m.group(1))
+    return out
+
+
+def request_body(contract: specs.Contract, op: specs.Operation, kind: str | None = None,
+                 source_ref: str | None = None) -> tuple[str, Any] | None:
+    """A valid JSON request body for ``op`` (creating a job of ``kind``, remixing ``source_ref``), or None
+    when the operation takes no body. Taken from the first request example that validates (as vendored,
+    minus webhook URL fields), else built from the schema with :func:`minimal_instance`; the result is
+    checked against the schema, so a contract no valid body can be built for fails loudly.
+
+    Returns ``(media_type, body)``.
+    """
+    import copy
+
+    from specs.validate import iter_examples
+
+    document = contract.host_document(op.host)
+    rb = op.definition.get("requestBody")
+    if rb is None:
+        return None
+    rb = deref(document, rb)
+    media = "application/json" if "application/json" in rb["content"] else next(iter(rb["content"]))
+    assert media.endswith("json"), f"{op.operation_id}: only JSON bodies are built here, not {media}"
+    schema = rb["content"][media]["schema"]
+    candidates = []
+    for ex in iter_examples(contract.openapi):
+        if ex.where.startswith(f"{op.method} {op.spec_path} request {media}:") and not ex.expected_invalid:
+            candidates.append(copy.deepcopy(ex.value))
+    candidates.append(minimal_instance(document, schema))
+    problems = []
+    for body in candidates:
+        if not isinstance(body, dict):
+            continue
+        for ptr in callback_body_pointers(contract.openapi, op):
+            remove_pointer(body, ptr)
+        if isinstance(op.kind, dict) and kind is not None:
+            value = next(k for k, v in op.kind["map"].items() if v == kind) if kind in op.kind["map"].values() \
+                else None
+            if value is not None:
+                set_pointer(body, op.kind["pointer"], value)
+        source = op.source or {}
+        if source.get("in") == "body":
+            if kind == "remix" or not isinstance(op.kind, dict):
+                set_pointer(body, source["pointer"], source_ref or "missing-source")
+            else:
+                remove_pointer(body, source["pointer"])
+        errors = schema_errors_at(document, schema, body)
+        if not errors:
+            assert kind is None or op.kind_for(body) == kind, (op.operation_id, kind, body)
+            return media, body
+        problems.append((body, errors))
+    raise AssertionError(f"{contract.id} {op.operation_id}: no valid request body could be built: {problems}")
+
+
+def schema_errors_at(document: dict, schema: Any, value: Any) -> list[str]:
+    """Messages of ``value`` against ``schema`` (a node of ``document``, ``$ref`` allowed)."""
+    import jsonschema
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
+
+    registry = Registry().with_resource("urn:contract", DRAFT202012.create_resource(document))
+    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#"):
+        schema = {"$ref": "urn:contract" + schema["$ref"]}
+    else:
+        schema = _rebase_refs(schema)
+    validator = jsonschema.Draft202012Validator(schema, registry=registry)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(value)]
+
+
+def _rebase_refs(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: ("urn:contract" + v if k == "$ref" and isinstance(v, str) and v.startswith("#") else
+                    _rebase_refs(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rebase_refs(v) for v in node]
+    return node

@@ -80,7 +80,7 @@ async def start(config: MockConfig | None = None) -> RunningServer:
     if config.tls:
         tls_dir = config.tls_dir or tempfile.mkdtemp(prefix="mock-tls-")
         state.ca_path, ssl_ctx = make_tls(tls_dir)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_ctx, reuse_address=True)
     await site.start()
@@ -138,6 +138,10 @@ class EmbeddedMock:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self.server.stop())
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]  # e.g. a request held by a hang fault
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, name="mockserver", daemon=True)

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -85,8 +86,9 @@ def run_flow(mock, flow: str, **args) -> dict:
 
 
 def _probe(mock, url: str) -> dict:
-    data = httpx.get(url, verify=_ssl(mock), timeout=10).content
-    return media.probe_mp4(data)
+    """Download an asset (its type checked by ProviderChecked) and probe the MP4."""
+    with ProviderChecked(mock, "fal").client(verify=_ssl(mock), timeout=10) as client:
+        return media.probe_mp4(client.get(url).content)
 
 
 # -- SDK flows (child process, recipe A) --------------------------------------------------------------------
@@ -223,10 +225,10 @@ def test_submit_answer_and_status_logs_parameter(http, fresh):
     assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "prompt"]
 
 
-def test_status_stream_sends_each_change_until_completed(fresh):
+def test_status_stream_sends_each_change_until_completed(http, fresh):
     contract = specs.load("fal")
     base = fresh.base_url("fal", "queue")
-    client = httpx.Client(verify=_ssl(fresh), headers={"Authorization": "Key k"}, timeout=10)
+    client = http
     sub = client.post(f"{base}/{T2V}", json={"prompt": "waves"}).json()
     stop = threading.Event()
 
@@ -290,3 +292,32 @@ def test_in_process_recipe_point_fal_client_at():
         assert fal_client.client.QUEUE_URL_FORMAT == before
     assert ran["video_id"] != output["video_id"]
     assert len(check.checked) >= 4
+
+
+def _open_handlers(mock) -> int:
+    """Request handlers still running on the mock's loop."""
+    import asyncio
+
+    return mock.call(lambda: sum("_handle_request" in repr(t.get_coro()) for t in asyncio.all_tasks()))
+
+
+def test_status_stream_stops_when_the_client_goes_away(http, fresh):
+    sub = http.post(fresh.base_url("fal", "queue") + f"/{T2V}", json={"prompt": "nobody watches"}).json()
+    with http.stream("GET", sub["status_url"] + "/stream") as resp:
+        first = next(resp.iter_lines())
+        assert first.startswith("data: ") and _open_handlers(fresh) == 1  # the clock is frozen: no end
+    http.close()
+    deadline = time.monotonic() + 2
+    while _open_handlers(fresh) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _open_handlers(fresh) == 0
+
+
+def test_fal_run_stops_waiting_when_the_client_goes_away(fresh):
+    with httpx.Client(verify=_ssl(fresh), headers={"Authorization": "Key k"}, timeout=0.3) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            client.post(fresh.base_url("fal", "run") + "/fal-ai/sora-2/text-to-video", json={"prompt": "gone"})
+    deadline = time.monotonic() + 2
+    while _open_handlers(fresh) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _open_handlers(fresh) == 0

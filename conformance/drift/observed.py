@@ -24,7 +24,8 @@ kind                        severity       meaning
 ``missing_required_header`` breaking       a response header declared ``required: true`` is absent
 ``header_change``           breaking       a declared header's value breaks its schema (type, enum)
 ``undocumented_header``     info           a response header that is neither declared nor generic
-                                           infrastructure (Date, Server, CDN and tracing headers)
+                                           infrastructure (Date, Server, CDN and tracing headers,
+                                           ``*request-id``)
 ``lifecycle_new_state``     breaking       a status value outside provider.yaml ``statuses`` (e.g. a new
                                            intermediate status between queued and in_progress)
 ``lifecycle_regression``    breaking       the status moved backwards (in_progress -> queued)
@@ -71,9 +72,10 @@ INFRA_PREFIXES = ("access-control-", "x-envoy-", "x-amz-", "x-goog-", "cf-", "x-
 
 
 def infrastructure_header(name: str) -> bool:
-    """True for generic HTTP, CDN and tracing headers that no provider contract needs to declare."""
+    """True for generic HTTP, CDN and tracing headers that no provider contract needs to declare
+    (request-id headers such as ``x-fal-request-id`` count as tracing headers)."""
     n = name.lower()
-    return n in INFRA_HEADERS or n.startswith(INFRA_PREFIXES)
+    return n in INFRA_HEADERS or n.startswith(INFRA_PREFIXES) or n.endswith("request-id")
 
 
 @dataclass

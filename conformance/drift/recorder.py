@@ -172,6 +172,26 @@ def _rebuild(response: httpx.Response, raw: bytes, request: httpx.Request) -> ht
                           extensions=response.extensions)
 
 
+def _read_raw(response: httpx.Response) -> bytes:
+    """The wire bytes of a transport response. A response whose body was already read (an in-memory
+    transport such as httpx.MockTransport) gives its decoded content, and loses its Content-Encoding."""
+    try:
+        return b"".join(response.iter_raw())
+    except httpx.StreamConsumed:
+        if "content-encoding" in response.headers:
+            del response.headers["content-encoding"]
+        return response.content
+
+
+async def _aread_raw(response: httpx.Response) -> bytes:
+    try:
+        return b"".join([chunk async for chunk in response.aiter_raw()])
+    except httpx.StreamConsumed:
+        if "content-encoding" in response.headers:
+            del response.headers["content-encoding"]
+        return response.content
+
+
 def _decoded(response: httpx.Response, raw: bytes) -> bytes:
     """The body after Content-Encoding decoding (what the client sees), from the raw wire bytes."""
     if not response.headers.get("content-encoding"):
@@ -196,7 +216,7 @@ class RecordingTransport(httpx.BaseTransport):
         started = time.monotonic()
         try:
             response = self.inner.handle_request(request)
-            raw = b"".join(response.iter_raw())
+            raw = _read_raw(response)
             response.close()
         except Exception as exc:
             _guard_after(self.recorder, view, None)
@@ -223,7 +243,7 @@ class AsyncRecordingTransport(httpx.AsyncBaseTransport):
         started = time.monotonic()
         try:
             response = await self.inner.handle_async_request(request)
-            raw = b"".join([chunk async for chunk in response.aiter_raw()])
+            raw = await _aread_raw(response)
             await response.aclose()
         except Exception as exc:
             _guard_after(self.recorder, view, None)

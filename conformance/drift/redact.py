@@ -16,7 +16,9 @@ What is redacted (:data:`REDACTED` replaces the value, the name stays so the sha
 - **body fields** (JSON, form and multipart) whose name has a credential word (``api_key``, ``token``,
   ``secret``, ``password``, ``authorization``, ``signature``, ``credential(s)``, ``key``);
 - **known secret values** (the API key the recorder was given, plus any value registered with
-  :meth:`Redactor.add_secret`) wherever they occur, also URL-encoded;
+  :meth:`Redactor.add_secret`) wherever they occur, also URL-encoded. Every value redacted by one of the
+  name rules above is learnt as a secret too, so a provider echoing it later (in an error message, say)
+  is scrubbed as well;
 - **key-shaped strings** anywhere in text: ``Bearer <token>``, ``Key <token>``, ``sk-...``, ``whsec_...``,
   and URLs inside text get the query rule above.
 """
@@ -81,6 +83,15 @@ class Redactor:
                 self._secrets.append(form)
         self._secrets.sort(key=len, reverse=True)
 
+    def learn(self, value: str) -> None:
+        """Register a value found under a credential name (and, for ``Scheme token``, the token alone)."""
+        value = value.strip()
+        scheme, _, token = value.partition(" ")
+        for v in (value, token.strip() if scheme.lower() in ("bearer", "key", "basic", "token") else ""):
+            # only values that look like credentials: long, not a plain number, with a digit in them
+            if v and v != REDACTED and len(v) >= 8 and not v.isdigit() and any(c.isdigit() for c in v):
+                self.add_secret(v)
+
     # -- primitives ---------------------------------------------------------------------------------
     def text(self, text: str) -> str:
         """Scrub a free text: known secrets, key-shaped tokens and the query strings of URLs in it."""
@@ -118,6 +129,7 @@ class Redactor:
         changed = False
         for k, v in pairs:
             if v and v != REDACTED and (signed or _SECRET_QUERY_RE.match(k)):
+                self.learn(v)
                 new.append((k, REDACTED))
                 changed = True
                 self.count += 1
@@ -155,6 +167,7 @@ class Redactor:
         for name, value in items:
             lname = str(name).lower()
             if secret_header_name(lname):
+                self.learn(str(value))
                 val = REDACTED
                 self.count += 1
             elif lname in ("location", "content-location", "link", "referer"):
@@ -173,6 +186,7 @@ class Redactor:
             out = {}
             for k, v in value.items():
                 if secret_field_name(k) and isinstance(v, str) and v not in ("", REDACTED):
+                    self.learn(v)
                     out[k] = REDACTED
                     self.count += 1
                 else:

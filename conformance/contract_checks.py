@@ -1,0 +1,565 @@
+"""Contract checks: per operation, requests generated from the contract with schemathesis and hypothesis.
+
+For every operation of every host the target has a URL for, the suite generates (seeded, no shrinking,
+no deadlines):
+
+- ``positive`` cases (schemathesis positive mode): schema-valid requests. Ids must be real to be valid, so
+  path ids, cursors and the ``x-source`` of remixes are pinned to fixture jobs (:mod:`conformance.fixtures`);
+  cancel and delete get a fresh job each. Expected: accepted (2xx; a documented 3xx or 416 where the
+  request depends on state, like aigateway's 304 or a Range past the end).
+- ``negative`` cases (schemathesis negative mode): expected a 4xx in the provider's error envelope.
+- ``unknown`` cases: valid requests naming ids that do not exist (shaped like the provider's ids, from
+  provider.yaml ``ids``): expected 404 in the envelope.
+- ``auth_missing`` / ``auth_wrong`` cases: valid requests without credentials / with a wrong key:
+  expected 401 or 403.
+
+Every response is also judged by schemathesis' built-in checks (status code, content type, headers and body
+schema conformance, not a server error). Cases of one operation are sent concurrently.
+
+On a target that is not our mock, operations with ``x-billable: true`` get no request at all unless
+``--allow-spend`` is given (then only ``--paid-examples`` positive cases, within the budget).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import random
+import re
+import string
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from specs import Contract, Operation
+
+from . import schema as sch
+from .bodies import set_pointer
+from .context import ProviderRun, sub_seed
+from .drivers.queue import sse_events
+from .registry import Check, register
+from .spend import SpendBlocked
+
+# -- registry ---------------------------------------------------------------------------------------------
+
+_BUILTIN_DOCS = {
+    "not_a_server_error": "No response is a 5xx (schemathesis built-in).",
+    "status_code_conformance": "Every status code is one the operation documents (schemathesis built-in).",
+    "content_type_conformance": "Every Content-Type is one documented for that status (schemathesis built-in).",
+    "response_headers_conformance": "Required response headers are present and match their schemas "
+                                    "(schemathesis built-in).",
+    "response_schema_conformance": "Every response body validates against its documented schema "
+                                   "(schemathesis built-in).",
+    "positive_data_acceptance": "Schema-valid requests with real ids are accepted: 2xx, or a documented 3xx/416 "
+                                "(schemathesis built-in, expected statuses narrowed).",
+    "negative_data_rejection": "Schema-invalid requests are rejected with a 4xx (schemathesis built-in, "
+                               "expected statuses narrowed to 4xx).",
+}
+for _name, _doc in _BUILTIN_DOCS.items():
+    register(Check(_name, "contract", _doc, origin="schemathesis"))
+
+register(Check("error_envelope", "contract",
+               "Every 4xx/5xx body is in the provider's error envelope (the schema declared for that status, "
+               "or one of the operation's error schemas)."))
+register(Check("auth_required", "contract", "Requests without credentials are rejected with 401 or 403."))
+register(Check("auth_invalid_rejected", "contract",
+               "Requests with a wrong key in the right scheme are rejected with 401 or 403."))
+register(Check("unknown_id_is_404", "contract",
+               "Requests naming an id that does not exist (path id or remix source) get 404."))
+register(Check("sse_event_conformance", "contract",
+               "Every event of a status stream validates against the contract's x-event-schema, and the stream "
+               "ends with a terminal status."))
+
+ALWAYS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+          "response_headers_conformance", "response_schema_conformance")
+MODE_CHECKS = {
+    "positive": ("positive_data_acceptance",),
+    "negative": ("negative_data_rejection",),
+    "unknown": ("unknown_id_is_404",),
+    "auth_missing": ("auth_required",),
+    "auth_wrong": ("auth_invalid_rejected",),
+}
+CURSOR_PARAMS = {"after", "before", "starting_after", "ending_before", "cursor"}
+ROLES_FRESH = {"cancel", "delete"}            # consume their job: one fresh job per positive example
+ROLES_COMPLETED = {"result", "content", "status_stream"}  # need a completed job
+
+
+@functools.lru_cache(maxsize=1)
+def _st_config():
+    from schemathesis.config import SchemathesisConfig
+
+    return SchemathesisConfig.from_dict({
+        "generation": {"with-security-parameters": False, "allow-x00": False},
+        "checks": {
+            "positive_data_acceptance": {"expected-statuses": ["2xx", "3xx", "416"]},
+            "negative_data_rejection": {"expected-statuses": ["4xx"]},
+        },
+    })
+
+
+_SCHEMA_LOCK = threading.Lock()
+_SCHEMAS: dict[tuple[str, str], Any] = {}
+
+
+def load_schema(contract: Contract, host: str):
+    """The schemathesis schema of one host's flattened contract (cached)."""
+    import schemathesis
+
+    key = (contract.id, host)
+    with _SCHEMA_LOCK:
+        if key not in _SCHEMAS:
+            _SCHEMAS[key] = schemathesis.openapi.from_dict(contract.host_document(host), config=_st_config())
+        return _SCHEMAS[key]
+
+
+@functools.lru_cache(maxsize=1)
+def _builtins() -> dict[str, Any]:
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi import checks as oc
+
+    return {"not_a_server_error": not_a_server_error,
+            "status_code_conformance": oc.status_code_conformance,
+            "content_type_conformance": oc.content_type_conformance,
+            "response_headers_conformance": oc.response_headers_conformance,
+            "response_schema_conformance": oc.response_schema_conformance,
+            "positive_data_acceptance": oc.positive_data_acceptance,
+            "negative_data_rejection": oc.negative_data_rejection}
+
+
+# -- generation -----------------------------------------------------------------------------------------
+
+
+def generate(st_op, mode: str, n: int, seed: int) -> list:
+    """Up to ``n`` schemathesis cases of ``mode`` (``positive``/``negative``); fewer when the space is
+    exhausted or unsatisfiable (e.g. no invalid value exists for a plain string path parameter)."""
+    if n <= 0:
+        return []
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hseed
+    from hypothesis.errors import HypothesisException
+    from schemathesis import GenerationMode
+
+    gm = GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE
+    cases: list = []
+    try:
+        strategy = st_op.as_strategy(generation_mode=gm)
+    except Exception:
+        return []
+
+    @given(strategy)
+    @settings(max_examples=n, database=None, deadline=None, phases=[Phase.explicit, Phase.generate],
+              suppress_health_check=list(HealthCheck), derandomize=False)
+    @hseed(seed)
+    def collect(case):
+        if len(cases) < n:
+            cases.append(case)
+
+    try:
+        collect()
+    except HypothesisException:
+        pass
+    return cases
+
+
+def unknown_id(contract: Contract, rng: random.Random) -> str:
+    """An id shaped like the provider's (provider.yaml ``ids``: prefix + format) that does not exist."""
+    ids = contract.provider.get("ids") or {}
+    prefix = ids.get("prefix") or ""
+    fmt = ids.get("format") or "opaque"
+    if fmt == "uuid4":
+        body = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    elif fmt == "hex32":
+        body = f"{rng.getrandbits(128):032x}"
+    elif fmt == "hex48":
+        body = f"{rng.getrandbits(192):048x}"
+    elif fmt == "ulid":
+        body = "".join(rng.choice("0123456789ABCDEFGHJKMNPQRSTVWXYZ") for _ in range(26))
+    else:
+        body = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(20))
+    return prefix + body
+
+
+def path_params(op: Operation) -> list[str]:
+    return re.findall(r"\{([^}]+)\}", op.path)
+
+
+# -- evaluation -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Planned:
+    """One request to send: the case, its mode, the headers to send and a note on how it was made."""
+
+    case: Any
+    mode: str
+    headers: dict[str, str]
+
+
+def _failure_text(f: Any) -> str:
+    title = getattr(f, "title", None) or type(f).__name__
+    message = str(getattr(f, "message", "") or "").strip()
+    return f"{title}: {message}" if message else str(title)
+
+
+class OperationRunner:
+    """Generates, sends and judges the cases of one operation (see module docstring)."""
+
+    def __init__(self, run: ProviderRun, st_op, op: Operation, base_url: str):
+        self.run = run
+        self.st_op = st_op
+        self.op = op
+        self.base_url = base_url
+        self.label = f"{op.method.upper()} {op.path}"
+        self.creds = run.target.credentials[run.id]
+        self.rng = random.Random(sub_seed(run.config.seed, run.id, op.operation_id, "ids"))
+        self.driver = next((d for d in run.drivers if d.host == op.host), None)
+        self.params = path_params(op)
+        src = op.source or {}
+        self.source_param = src.get("name") if src.get("in") == "path" else None
+        self.source_pointer = src.get("pointer") if src.get("in") == "body" else None
+
+    # -- case shaping -------------------------------------------------------------------------------
+    def _auth_header(self) -> str:
+        return self.creds.header
+
+    def _derive(self, case, *, headers: dict[str, str] | None = None):
+        d = case.derive()
+        if isinstance(case.body, dict | list):
+            d.body = copy.deepcopy(case.body)
+        d.path_parameters = dict(case.path_parameters or {})
+        if headers is not None:
+            for k in list(d.headers or {}):
+                if k.lower() == self._auth_header().lower():
+                    del d.headers[k]
+        return d
+
+    def _set_source(self, case, value: str) -> bool:
+        """Pin the remix source of a case; False when the case carries no source (an upload, another kind)."""
+        if self.source_param:
+            case.path_parameters[self.source_param] = value
+            return True
+        if self.source_pointer and isinstance(case.body, dict):
+            if self.op.kind_for(case.body) != "remix":
+                return False
+            tokens = [t for t in self.source_pointer.strip("/").split("/") if t]
+            parent = case.body
+            for t in tokens[:-1]:
+                parent = parent.get(t) if isinstance(parent, dict) else None
+            if isinstance(parent, bytes | bytearray):
+                return False
+            body = copy.deepcopy(case.body)
+            set_pointer(body, self.source_pointer, value)
+            case.body = body
+            return True
+        return False
+
+    def _id_choices(self) -> tuple[list[str], str | None]:
+        """Real ids for this operation's id parameter, and the reason when there are none."""
+        pool = self.run.pool
+        if self.op.role in ROLES_COMPLETED:
+            ids = pool.ids(self.op.host, "completed")
+        else:
+            ids = pool.ids(self.op.host, "any") + pool.ids(self.op.host, "completed")
+        if not ids:
+            return [], pool.reasons.get("jobs") or "no job of this provider to address"
+        return ids, None
+
+    def positive(self, n: int, seed: int) -> tuple[list[Planned], str | None]:
+        pool = self.run.pool
+        fresh = self.op.role in ROLES_FRESH
+        if fresh:
+            n = min(n, 4)
+        cases = generate(self.st_op, "positive", n, seed)
+        if not cases:
+            return [], "schemathesis generated no valid case"
+        id_params = [p for p in self.params if p != self.source_param]
+        needs_source = self.source_param is not None or self.source_pointer is not None
+        ids: list[str] = []
+        if id_params and not fresh:
+            ids, why = self._id_choices()
+            if not ids:
+                return [], why
+        if needs_source and not pool.sources:
+            return [], pool.reasons.get("sources") or "no completed source video"
+        out: list[Planned] = []
+        i = 0
+        # finite spaces (an id-only GET) give few distinct cases: vary them over the real ids
+        target = n if (ids or fresh or needs_source) else len(cases)
+        while len(out) < target:
+            base = cases[i % len(cases)]
+            case = self._derive(base) if i >= len(cases) else base
+            i += 1
+            if fresh:
+                job = self._fresh_job()
+                if job is None:
+                    return out, self.run.pool.reasons.get("fresh") or "no fresh job could be created"
+                for p in id_params:
+                    case.path_parameters[p] = job.id
+            else:
+                for p in id_params:
+                    case.path_parameters[p] = ids[(i - 1) % len(ids)]
+            for name in list(case.query or {}):
+                if name in CURSOR_PARAMS:
+                    all_ids = pool.ids(self.op.host, "any") + pool.ids(self.op.host, "completed")
+                    if all_ids:
+                        case.query[name] = all_ids[(i - 1) % len(all_ids)]
+            if needs_source:
+                self._set_source(case, pool.sources[(i - 1) % len(pool.sources)])
+            out.append(Planned(case, "positive", self.creds.headers()))
+        return out, None
+
+    def _fresh_job(self):
+        from .fixtures import submit_generate
+
+        drivers = [self.driver] + [d for d in self.run.drivers if d is not self.driver]
+        for d in drivers:
+            if d is None or d.host != self.op.host:
+                continue
+            try:
+                job = submit_generate(self.run, d, keep=False, rng=self.rng)
+            except Exception as exc:  # reported as the reason the positive cases are missing
+                self.run.pool.reasons.setdefault("fresh", f"cannot create a job to {self.op.role}: {exc}")
+                return None
+            if job is not None and job.submit.ok and job.id:
+                return job
+        self.run.pool.reasons.setdefault("fresh", f"no operation creates a job on host {self.op.host}")
+        return None
+
+    def negative(self, n: int, seed: int) -> list[Planned]:
+        return [Planned(c, "negative", self.creds.headers()) for c in generate(self.st_op, "negative", n, seed)]
+
+    def unknown(self, n: int, seed: int, bases: list) -> list[Planned]:
+        """Valid requests whose id (path id, or remix source) does not exist."""
+        if not (self.params or self.source_pointer) or n <= 0:
+            return []
+        if not bases:
+            bases = generate(self.st_op, "positive", min(n, 10), seed)
+        out: list[Planned] = []
+        i = 0
+        while bases and len(out) < n and i < n * 3:
+            case = self._derive(bases[i % len(bases)])
+            i += 1
+            ident = unknown_id(self.run.contract, self.rng)
+            changed = False
+            for p in self.params:
+                case.path_parameters[p] = ident
+                changed = True
+            if not self.params and self.source_pointer:
+                changed = self._set_source(case, ident)
+            if changed:
+                out.append(Planned(case, "unknown", self.creds.headers()))
+        return out
+
+    def auth(self, n: int, bases: list) -> list[Planned]:
+        out: list[Planned] = []
+        if not bases or n <= 0:
+            return out
+        wrong_key = "sk-conformance-wrong-" + uuid.UUID(int=self.rng.getrandbits(128)).hex[:16]
+        for i in range(n):
+            missing = self._derive(bases[i % len(bases)], headers={})
+            out.append(Planned(missing, "auth_missing", {}))
+        if self.run.target.enforces_key or self.run.target.kind == "remote":
+            for i in range(n):
+                wrong = self._derive(bases[i % len(bases)], headers={})
+                out.append(Planned(wrong, "auth_wrong", {self.creds.header: self.creds.value(wrong_key)}))
+        else:
+            self.run.skip("auth_invalid_rejected", "the mock at this URL accepts any key unless started with "
+                          "--api-key; wrong keys are checked against the embedded mock and real providers")
+        return out
+
+    # -- execution ----------------------------------------------------------------------------------
+    def send(self, planned: Planned) -> tuple[Any, Any, str | None]:
+        headers = dict(planned.headers)
+        case = planned.case
+        if headers:
+            for k in list(case.headers or {}):
+                if k.lower() == self.creds.header.lower():
+                    case.headers[k] = headers[self.creds.header]
+        try:
+            resp = case.call(base_url=self.base_url, session=self.run.client.session, headers=headers,
+                             timeout=self.run.config.timeout)
+        except SpendBlocked as exc:
+            return None, None, f"blocked by the spend guard: {exc}"
+        except Exception as exc:  # transport error: reported on not_a_server_error
+            return None, self.run.client.last_exchange(), f"no response: {type(exc).__name__}: {exc}"
+        return resp, self.run.client.last_exchange(), None
+
+    def judge(self, planned: Planned, resp, exchange, error: str | None) -> None:
+        run = self.run
+        if error is not None:
+            if error.startswith("blocked by the spend guard"):
+                run.skip("positive_data_acceptance", error)
+                return
+            run.fail("not_a_server_error", error, exchange=exchange, operation=self.label)
+            return
+        from schemathesis.core.failures import FailureGroup
+
+        builtins = _builtins()
+        names = list(ALWAYS) + [n for n in MODE_CHECKS[planned.mode] if n in builtins]
+        for name in names:
+            if not run.selected(name):
+                continue
+            try:
+                planned.case.validate_response(resp, checks=[builtins[name]])
+            except FailureGroup as group:
+                run.fail(name, "; ".join(_failure_text(f) for f in group.exceptions)[:2000],
+                         exchange=exchange, operation=self.label)
+                continue
+            except AssertionError as exc:
+                run.fail(name, str(exc)[:2000], exchange=exchange, operation=self.label)
+                continue
+            except Exception as exc:  # a check crashing on a weird response is a finding, not a crash
+                run.fail(name, f"check could not evaluate the response: {type(exc).__name__}: {exc}"[:2000],
+                         exchange=exchange, operation=self.label)
+                continue
+            run.ok(name)
+        status = resp.status_code
+        if planned.mode == "unknown":
+            run.expect("unknown_id_is_404", status == 404,
+                       f"an id that does not exist got {status}, expected 404", exchange=exchange,
+                       operation=self.label)
+        elif planned.mode == "auth_missing":
+            run.expect("auth_required", status in (401, 403),
+                       f"a request without credentials got {status}, expected 401 or 403", exchange=exchange,
+                       operation=self.label)
+        elif planned.mode == "auth_wrong":
+            run.expect("auth_invalid_rejected", status in (401, 403),
+                       f"a request with a wrong key got {status}, expected 401 or 403", exchange=exchange,
+                       operation=self.label)
+        if status >= 400 and run.selected("error_envelope"):
+            self.check_envelope(resp, exchange)
+        if status == 200 and self.op.role == "status_stream" and run.selected("sse_event_conformance"):
+            self.check_sse(resp, exchange)
+
+    def check_envelope(self, resp, exchange) -> None:
+        run = self.run
+        doc = run.contract.openapi
+        ptr_entry, entry = sch.response_entry(run.contract, self.op, resp.status_code)
+        if entry is not None and not entry.get("content"):
+            run.ok("error_envelope")  # documented without a body (416, 304)
+            return
+        raw = resp.content if hasattr(resp, "content") else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        if body is None:
+            run.fail("error_envelope", f"a {resp.status_code} answer has no JSON error body", exchange=exchange,
+                     operation=self.label)
+            return
+        declared = sch.response_schema(run.contract, self.op, resp.status_code)
+        candidates = [declared] if declared else sch.error_schemas(run.contract, self.op)
+        if not candidates:
+            run.ok("error_envelope")
+            return
+        first = None
+        for ptr in candidates:
+            errs = sch.errors(doc, ptr, body)
+            if not errs:
+                run.ok("error_envelope")
+                return
+            first = first or errs[0]
+        where = "declared for this status" if declared else "declared by the operation"
+        run.fail("error_envelope", f"a {resp.status_code} body is not in the error envelope {where}: {first}",
+                 exchange=exchange, operation=self.label)
+
+    def check_sse(self, resp, exchange) -> None:
+        run = self.run
+        ptr, entry = sch.response_entry(run.contract, self.op, 200)
+        mt = ((entry or {}).get("content") or {}).get("text/event-stream") or {}
+        event_schema = mt.get("x-event-schema")
+        events = sse_events(resp.content or b"")
+        if not events:
+            run.fail("sse_event_conformance", "the status stream sent no event", exchange=exchange,
+                     operation=self.label)
+            return
+        last_status = None
+        for data in events:
+            try:
+                body = json.loads(data)
+            except ValueError:
+                run.fail("sse_event_conformance", f"an event is not JSON: {data[:100]!r}", exchange=exchange,
+                         operation=self.label)
+                return
+            if event_schema:
+                evptr = sch.deref_ptr(run.contract.openapi, ptr + "/content/text~1event-stream/x-event-schema")
+                errs = sch.errors(run.contract.openapi, evptr, body)
+                if errs:
+                    run.fail("sse_event_conformance", f"an event does not match x-event-schema: {errs[0]}",
+                             exchange=exchange, operation=self.label)
+                    return
+            last_status = body.get("status") if isinstance(body, dict) else None
+        neutral = run.contract.neutral_states(last_status) if isinstance(last_status, str) else []
+        run.expect("sse_event_conformance", bool(neutral) and all(n in ("completed", "failed", "cancelled")
+                                                                  for n in neutral),
+                   f"the stream ended with status {last_status!r}, not a terminal status", exchange=exchange,
+                   operation=self.label)
+
+    # -- driver -------------------------------------------------------------------------------------
+    def execute(self) -> int:
+        run = self.run
+        cfg = run.config
+        free = run.target.free
+        if self.op.billable and not free and not cfg.allow_spend:
+            reason = f"{self.op.operation_id} costs money (x-billable): not sent without --allow-spend"
+            for name in ("positive_data_acceptance", "negative_data_rejection", "unknown_id_is_404",
+                         "auth_required", "auth_invalid_rejected"):
+                run.skip(name, reason)
+            run.results.note(run.id, f"{self.label}: skipped (paid operation, no --allow-spend)")
+            return 0
+        paid = self.op.billable and not free
+        n_pos = cfg.paid_examples if paid else cfg.examples
+        seed = sub_seed(cfg.seed, run.id, self.op.operation_id)
+        planned: list[Planned] = []
+        pos, why = self.positive(n_pos, seed)
+        if why and not pos:
+            run.skip("positive_data_acceptance", f"{self.label}: {why}")
+        planned += pos
+        if not paid:
+            planned += self.negative(cfg.negative_examples, seed + 1)
+        bases = [p.case for p in pos] or generate(self.st_op, "positive", 5, seed + 2)
+        if not paid:
+            missing = max(cfg.unknown_examples, cfg.examples - len(planned) - 2 * cfg.auth_examples)
+            planned += self.unknown(missing, seed + 3, bases)
+        planned += self.auth(cfg.auth_examples, bases)
+        if not planned:
+            return 0
+        workers = max(1, min(cfg.workers, len(planned)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"cc-{run.id}") as pool:
+            sent = list(pool.map(self.send, planned))
+        n = 0
+        for p, (resp, ex, err) in zip(planned, sent, strict=True):
+            if err is not None and err.startswith("blocked by the spend guard"):
+                self.judge(p, resp, ex, err)
+                continue
+            n += 1
+            self.judge(p, resp, ex, err)
+        run.results.count_examples(run.id, self.label, n)
+        return n
+
+
+def run_contract(run: ProviderRun) -> None:
+    """Run the contract checks of one provider (every host the target has a URL for)."""
+    wanted = {c.name for c in run.results.checks if c.category == "contract"}
+    if not wanted:
+        return
+    for host in run.contract.hosts:
+        base = run.target.base_url(run.id, host["id"])
+        if base is None:
+            run.results.note(run.id, f"host {host['id']}: no URL, operations not checked")
+            continue
+        schema = load_schema(run.contract, host["id"])
+        ops = {(o.method.upper(), o.path): o for o in run.contract.operations() if o.host == host["id"]}
+        for res in schema.get_all_operations():
+            try:
+                st_op = res.ok()
+            except Exception as exc:
+                run.results.note(run.id, f"schemathesis could not load an operation: {exc}")
+                continue
+            op = ops.get((st_op.method.upper(), st_op.path))
+            if op is None:
+                continue
+            OperationRunner(run, st_op, op, base).execute()

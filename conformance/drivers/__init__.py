@@ -1,0 +1,44 @@
+"""Family drivers: one per protocol family, chosen by the host's ``family`` in provider.yaml.
+
+``drivers_for(contract, target, client)`` returns one driver per provider host the target has a URL for.
+A drift recorder (another feature) reuses these drivers: every request they send passes through
+``client.hooks`` (see :mod:`conformance.http`).
+"""
+
+from __future__ import annotations
+
+from specs import Contract
+
+from ..http import Client
+from .base import MISSING, Answer, Asset, Download, Driver, DriverError, Job, Result, Snapshot
+from .job import JobDriver
+from .queue import QueueDriver, sse_events
+from .sync import SyncDriver
+from .video_object import VideoObjectDriver
+
+DRIVERS: dict[str, type[Driver]] = {
+    "video_object": VideoObjectDriver,
+    "queue": QueueDriver,
+    "job": JobDriver,
+    "sync": SyncDriver,
+}
+
+
+def drivers_for(contract: Contract, target, client: Client) -> list[Driver]:
+    """One driver per host of ``contract`` that ``target`` has a base URL for (provider.yaml host order).
+
+    Raises:
+        KeyError: a host's family has no driver (a new family needs a driver class here).
+    """
+    out = []
+    for h in contract.hosts:
+        base = target.base_url(contract.id, h["id"])
+        if base is None:
+            continue
+        cls = DRIVERS[h["family"]]
+        out.append(cls(contract, h["id"], base, client, target.credentials[contract.id], mock=target.free))
+    return out
+
+
+__all__ = ["DRIVERS", "MISSING", "Answer", "Asset", "Download", "Driver", "DriverError", "Job", "JobDriver",
+           "QueueDriver", "Result", "Snapshot", "SyncDriver", "VideoObjectDriver", "drivers_for", "sse_events"]

@@ -1,0 +1,518 @@
+"""The driver interface: one class per protocol family speaks that family's dialect for any provider.
+
+A driver is built for one provider host from the contract alone — operations by ``x-role``, job kinds by
+``x-kind``, the remix source by ``x-source``, field names from the response schemas, statuses and auth
+from provider.yaml — never from the provider id. It turns wire answers into neutral observations
+(:class:`Snapshot`) that the lifecycle checks judge.
+
+Every request goes through :class:`conformance.http.Client` (spend guard, recording hooks). A driver:
+
+- ``submit(request)`` creates a job (generate or remix) -> :class:`Job`;
+- ``poll(job)`` observes it -> :class:`Snapshot`, honouring the server's poll hints (``openai-poll-after-ms``,
+  ``Retry-After``): it never polls a job again before the hinted time;
+- ``result(job)`` fetches the output -> :class:`Result` with downloadable :class:`Asset` s;
+- ``download(asset)`` -> :class:`Download`; ``cancel(job)`` -> :class:`Answer`;
+- ``list_page(...)`` / ``delete(job)`` where the family has them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from specs import Contract, Operation
+
+from .. import schema as sch
+from ..bodies import Request
+from ..http import Client, Credentials, Exchange
+
+MISSING: Any = type("MissingType", (), {"__repr__": lambda self: "<missing>", "__bool__": lambda self: False})()
+TERMINAL = ("completed", "failed", "cancelled")
+RANK = {"queued": 0, "in_progress": 1, "completed": 2, "failed": 2, "cancelled": 2}
+MAX_HINT_WAIT = 5.0  # seconds: longest the driver sleeps for one hint (longer hints are reported, then capped)
+MAX_RETRIES = 4      # 429/503 answers retried per call (honouring Retry-After)
+
+
+class DriverError(Exception):
+    """A 2xx answer the driver cannot interpret (e.g. a submit answer without an id), or a transport
+    error. ``exchange`` is the offending exchange, when there is one."""
+
+    def __init__(self, message: str, exchange: Exchange | None = None):
+        super().__init__(message)
+        self.exchange = exchange
+
+
+@dataclass
+class Hint:
+    """A poll hint seen on a response: header name, raw value, and the wait it asks for in seconds."""
+
+    header: str
+    value: str
+    seconds: float | None
+    status: int
+    exchange: Exchange | None = None
+
+
+@dataclass
+class Snapshot:
+    """One observation of a job.
+
+    ``status`` is the provider's raw status value (None when absent); ``neutral`` the neutral states it
+    can mean (provider.yaml ``statuses``), resolved to one where the body disambiguates (fal's
+    ``COMPLETED`` with ``error`` set is a failure). Fields the body does not carry are :data:`MISSING`.
+    """
+
+    at: float
+    http_status: int
+    id: Any = MISSING
+    status: Any = MISSING
+    neutral: tuple[str, ...] = ()
+    progress: Any = MISSING
+    queue_position: Any = MISSING
+    timestamps: dict[str, Any] = field(default_factory=dict)
+    error: Any = MISSING
+    lineage: Any = MISSING
+    body: Any = None
+    exchange: Exchange | None = None
+    not_modified: bool = False
+    source: str = "poll"  # poll | submit | cancel | stream
+
+    @property
+    def rank(self) -> int | None:
+        ranks = {RANK[n] for n in self.neutral if n in RANK}
+        return min(ranks) if ranks else None
+
+    @property
+    def terminal(self) -> bool:
+        return bool(self.neutral) and all(n in TERMINAL for n in self.neutral)
+
+
+@dataclass
+class Asset:
+    """A downloadable output: absolute ``url``, ``name`` (``video``, ``thumbnail``...), the content type the
+    provider declared for it (None when undeclared), and whether to send credentials."""
+
+    url: str
+    name: str
+    declared_type: str | None
+    auth: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_video(self) -> bool:
+        if self.declared_type:
+            return self.declared_type.startswith("video/")
+        return "video" in self.name or self.url.split("?")[0].endswith(".mp4")
+
+
+@dataclass
+class Download:
+    asset: Asset
+    status: int | None
+    content_type: str | None
+    data: bytes
+    exchange: Exchange | None
+
+
+@dataclass
+class Answer:
+    """A plain answer: HTTP status, parsed JSON body (or None) and the exchange."""
+
+    status: int
+    body: Any
+    exchange: Exchange | None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass
+class Result:
+    """The output of a job (``ok`` when 2xx) with its assets and declared media metadata."""
+
+    answer: Answer
+    assets: list[Asset] = field(default_factory=list)
+    declared: dict[str, Any] = field(default_factory=dict)  # {"width","height","seconds"} claimed by the provider
+
+
+@dataclass
+class Job:
+    """A job created through a driver, with everything observed about it."""
+
+    driver: Driver
+    kind: str
+    id: str
+    request: Request
+    submit: Answer
+    source: Job | None = None
+    source_ref: str | None = None
+    expect_failure: bool = False
+    urls: dict[str, str] = field(default_factory=dict)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    result: Result | None = None
+    downloads: list[Download] = field(default_factory=list)
+    cancels: list[tuple[Answer, Snapshot | None]] = field(default_factory=list)
+    deleted: bool = False
+    next_poll_at: float = 0.0
+    source_id: str | None = None
+    media: dict[str, Any] | None = None       # probed MP4: width, height, seconds
+    remix_expect: str | None = None           # "accept" | "reject" | None (undetermined)
+    remix_source_state: str | None = None
+    created_mono: float = field(default_factory=time.monotonic)
+    key: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    @property
+    def provider(self) -> str:
+        return self.driver.contract.id
+
+    @property
+    def last(self) -> Snapshot | None:
+        return next((s for s in reversed(self.snapshots) if not s.not_modified), None)
+
+    @property
+    def terminal(self) -> bool:
+        return bool(self.last and self.last.terminal)
+
+    @property
+    def final(self) -> str | None:
+        """The neutral terminal state observed (one of TERMINAL), or None while active/unknown."""
+        last = self.last
+        if last is None or not last.terminal:
+            return None
+        return last.neutral[0] if len(last.neutral) == 1 else None
+
+    def label(self) -> str:
+        return f"{self.kind} job {self.id}"
+
+
+def header_hints(resp: requests.Response, declared: list[str]) -> list[Hint]:
+    """Poll hints on a response: declared ``*poll*`` headers (milliseconds) and ``Retry-After`` (seconds or
+    an HTTP date). A value that does not parse gives ``seconds=None`` (reported by the ``poll_hints`` check)."""
+    out: list[Hint] = []
+    ex = getattr(resp, "exchange", None)
+    for name in declared:
+        value = resp.headers.get(name)
+        if value is not None:
+            secs = None
+            if re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+                secs = float(value) / 1000.0
+            out.append(Hint(name, value, secs, resp.status_code, ex))
+    ra = resp.headers.get("Retry-After")
+    if ra is not None:
+        secs = None
+        if re.fullmatch(r"\s*\d+\s*", ra):
+            secs = float(ra)
+        else:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                secs = max(0.0, parsedate_to_datetime(ra).timestamp() - time.time())
+            except (TypeError, ValueError):
+                secs = None
+        out.append(Hint("Retry-After", ra, secs, resp.status_code, ex))
+    return out
+
+
+class Driver:
+    """Base class of the family drivers (see module docstring).
+
+    Args:
+        contract: the provider's contract.
+        host: provider.yaml host id this driver talks to.
+        base_url: the target's base URL of that host.
+        client: the run's :class:`~conformance.http.Client`.
+        credentials: the provider's :class:`~conformance.http.Credentials`.
+        fault_header: send ``X-Mock-Fault`` to force failures (only on our mock).
+    """
+
+    family = "base"
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, contract: Contract, host: str, base_url: str, client: Client, credentials: Credentials,
+                 *, mock: bool = False, timeout: float = 60.0):
+        self.contract = contract
+        self.host = host
+        self.base_url = base_url.rstrip("/")
+        self.client = client
+        self.credentials = credentials
+        self.mock = mock
+        self.timeout = timeout
+        self.ops: dict[str, list[Operation]] = {}
+        for op in contract.operations():
+            if op.host == host:
+                self.ops.setdefault(op.role, []).append(op)
+        self.hints: list[Hint] = []
+        self._lock = threading.Lock()
+        statuses = [s["value"] for s in contract.provider["statuses"]]
+        self.status_values = statuses
+        self.poll_hint_headers: list[str] = []
+        for op in contract.operations():
+            if op.host != host:
+                continue
+            for resp in (op.definition.get("responses") or {}).values():
+                resp = sch.deref(contract.openapi, resp)
+                for name in (resp or {}).get("headers") or {}:
+                    if "poll" in name.lower() and name not in self.poll_hint_headers:
+                        self.poll_hint_headers.append(name)
+
+    # -- capabilities -------------------------------------------------------------------------------
+    def supports(self, what: str) -> bool:
+        return what in self.capabilities and self._has_ops_for(what)
+
+    def _has_ops_for(self, what: str) -> bool:
+        return True
+
+    def creators(self, kind: str) -> list[Operation]:
+        """Operations that create a job of ``kind`` on this host."""
+        out = []
+        for role in ("create", "submit", "run", "remix", "edit"):
+            for op in self.ops.get(role, []):
+                if op.kind_for({}) == kind or (kind == "remix" and op.may_remix) or \
+                        (isinstance(op.kind, dict) and kind in (op.kind.get("map") or {}).values()):
+                    out.append(op)
+        return out
+
+    # -- HTTP ---------------------------------------------------------------------------------------
+    def url_of(self, op: Operation, path_params: dict[str, str] | None = None) -> str:
+        path = op.path
+        for k, v in (path_params or {}).items():
+            path = path.replace("{" + k + "}", quote(str(v), safe=""))
+        return self.base_url + path
+
+    def send(self, method: str, url: str, *, body: Any = None, media_type: str | None = None,
+             params: dict | None = None, headers: dict | None = None, auth: bool = True,
+             timeout: float | None = None, retry: bool = True) -> requests.Response:
+        """Send one request (credentials added), retrying 429/503 after their ``Retry-After``.
+
+        Raises:
+            DriverError: transport error.
+            conformance.spend.SpendBlocked: refused by the spend guard.
+        """
+        hdrs = dict(headers or {})
+        if auth:
+            hdrs.update(self.credentials.headers())
+        kw: dict[str, Any] = {"params": params, "headers": hdrs, "timeout": timeout or self.timeout}
+        if body is not None:
+            if media_type and media_type.startswith("multipart/"):
+                kw["files"] = {k: (None, v if isinstance(v, str | bytes) else json.dumps(v))
+                               for k, v in body.items()}
+            elif media_type and "x-www-form-urlencoded" in media_type:
+                kw["data"] = body
+            else:
+                kw["data"] = json.dumps(body).encode()
+                hdrs["Content-Type"] = media_type or "application/json"
+        attempts = 0
+        while True:
+            try:
+                resp = self.client.request(method, url, **kw)
+            except requests.RequestException as exc:
+                raise DriverError(f"{method} {url}: {exc}") from None
+            hints = header_hints(resp, self.poll_hint_headers)
+            if hints:
+                with self._lock:
+                    self.hints.extend(hints)
+            if retry and resp.status_code in (429, 503) and attempts < MAX_RETRIES:
+                attempts += 1
+                wait = next((h.seconds for h in hints if h.header == "Retry-After" and h.seconds is not None),
+                            0.5 * attempts)
+                time.sleep(min(wait, MAX_HINT_WAIT))
+                continue
+            return resp
+
+    def call(self, op: Operation, path_params: dict[str, str] | None = None, **kw: Any) -> requests.Response:
+        return self.send(op.method.upper(), self.url_of(op, path_params), **kw)
+
+    @staticmethod
+    def answer(resp: requests.Response) -> Answer:
+        body: Any = None
+        if resp.content:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = None
+        return Answer(resp.status_code, body, getattr(resp, "exchange", None))
+
+    def fault_headers(self, fail: bool) -> dict[str, str]:
+        return {"X-Mock-Fault": "generation_failure"} if (fail and self.mock) else {}
+
+    # -- interpretation -----------------------------------------------------------------------------
+    def neutral_of(self, raw: Any, body: Any, job: Job | None = None) -> tuple[str, ...]:
+        """Neutral states a raw status means; ambiguous values are resolved with the body's error fields."""
+        if not isinstance(raw, str):
+            return ()
+        cands = tuple(dict.fromkeys(self.contract.neutral_states(raw)))
+        if len(cands) <= 1:
+            return cands
+        errorish = isinstance(body, dict) and (body.get("error") not in (None, MISSING, "", {})
+                                               or body.get("success") is False
+                                               or body.get("error_type") not in (None, ""))
+        if not errorish and "completed" in cands:
+            return ("completed",)
+        rest = tuple(c for c in cands if c != "completed")
+        cancelled = job is not None and any(a.ok for a, _ in job.cancels)
+        if cancelled and "cancelled" in rest:
+            return ("cancelled",)
+        if "failed" in rest:
+            return ("failed",) if not cancelled else rest
+        return rest
+
+    def snapshot(self, body: Any, resp: requests.Response | None, job: Job | None, source: str = "poll",
+                 status_code: int | None = None) -> Snapshot:
+        """Build a :class:`Snapshot` from a job body (field names from the contract's job schema)."""
+        snap = Snapshot(at=time.monotonic(), http_status=status_code or (resp.status_code if resp else 0),
+                        body=body, exchange=getattr(resp, "exchange", None), source=source)
+        if not isinstance(body, dict):
+            return snap
+        for key in ("id", "request_id"):
+            if key in body:
+                snap.id = body[key]
+                break
+        snap.status = body.get("status", MISSING)
+        snap.neutral = self.neutral_of(snap.status, body, job)
+        snap.progress = body.get("progress", MISSING)
+        snap.queue_position = body.get("queue_position", MISSING)
+        snap.error = body.get("error", MISSING)
+        for k, v in body.items():
+            if k.endswith("_at") or k in ("created", "updated"):
+                snap.timestamps[k] = v
+            if k.startswith("remixed_from"):
+                snap.lineage = v
+        return snap
+
+    def source_id_from(self, job: Job, output: Any) -> str:
+        """The id a later remix names: the output field named like the last ``x-source`` token of a remix
+        operation (fal's ``video_id``), else the job id."""
+        tokens = set()
+        for op in self.contract.operations():
+            src = op.source or {}
+            if src.get("in") == "body":
+                tokens.add(src.get("pointer", "").rstrip("/").split("/")[-1])
+        found = _find_key(output, tokens - {"id"}) if tokens - {"id"} else None
+        return found if isinstance(found, str) and found else job.id
+
+    # -- operations (overridden per family) ----------------------------------------------------------
+    def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
+        raise NotImplementedError
+
+    def poll(self, job: Job, honour: bool = True) -> Snapshot:
+        """Observe a job. ``honour=False`` sends at once (a confirmation read right after another request,
+        marked ``source='probe'``); normal polls first wait for the last poll hint."""
+        raise NotImplementedError
+
+    def wait_hint(self, job: Job) -> None:
+        """Sleep until the job may be polled again (honours the last poll hint)."""
+        delay = job.next_poll_at - time.monotonic()
+        if delay > 0:
+            time.sleep(min(delay, MAX_HINT_WAIT))
+
+    def note_hint(self, job: Job, resp: requests.Response) -> None:
+        hints = header_hints(resp, self.poll_hint_headers)
+        secs = [h.seconds for h in hints if h.seconds is not None]
+        if secs:
+            job.next_poll_at = time.monotonic() + min(max(secs), MAX_HINT_WAIT)
+
+    def result(self, job: Job) -> Result:
+        raise NotImplementedError
+
+    def cancel(self, job: Job) -> Answer:
+        raise NotImplementedError
+
+    def download(self, asset: Asset) -> Download:
+        """GET an asset (credentials only for URLs on this provider's hosts)."""
+        try:
+            resp = self.send("GET", asset.url, auth=asset.auth or self._own_host(asset.url),
+                             timeout=self.timeout)
+        except DriverError as exc:
+            return Download(asset, None, None, b"", exc.exchange)
+        ctype = resp.headers.get("Content-Type")
+        return Download(asset, resp.status_code, ctype, resp.content or b"", getattr(resp, "exchange", None))
+
+    def _own_host(self, url: str) -> bool:
+        return urlsplit(url).netloc == urlsplit(self.base_url).netloc
+
+    def declared_media(self, *bodies: Any) -> dict[str, Any]:
+        """Width, height and seconds a provider claims for its output (``size``/``resolution`` ``"WxH"``,
+        ``width``/``height``, ``seconds``/``duration``) found in job or result bodies."""
+        out: dict[str, Any] = {}
+        for body in bodies:
+            _collect_media(body, out, 0)
+        return out
+
+    def assets_of(self, output: Any) -> list[Asset]:
+        """Every downloadable file object in an output body: a dict with a ``url``/``*_url`` http(s) string;
+        its declared type is the object's ``content_type`` when present. Duplicate URLs are dropped."""
+        found: list[Asset] = []
+        seen: set[str] = set()
+
+        def walk(node: Any, path: str) -> None:
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if isinstance(v, str) and (k == "url" or k.endswith("_url")) and \
+                            v.startswith(("http://", "https://")) and k not in _NOT_ASSET_URLS:
+                        if v not in seen:
+                            seen.add(v)
+                            ctype = node.get("content_type") if isinstance(node.get("content_type"), str) else None
+                            found.append(Asset(url=v, name=path or k, declared_type=ctype,
+                                               meta={kk: vv for kk, vv in node.items() if kk != k}))
+                    else:
+                        walk(v, f"{path}/{k}" if path else k)
+            elif isinstance(node, list):
+                for i, v in enumerate(node):
+                    walk(v, f"{path}/{i}" if path else str(i))
+
+        walk(output, "")
+        return found
+
+
+_NOT_ASSET_URLS = {"status_url", "response_url", "cancel_url", "webhook_url"}
+
+
+def _find_key(node: Any, names: set[str], depth: int = 0) -> Any:
+    if depth > 6:
+        return None
+    if isinstance(node, dict):
+        for k in names:
+            if k in node and node[k] is not None:
+                return node[k]
+        for v in node.values():
+            r = _find_key(v, names, depth + 1)
+            if r is not None:
+                return r
+    elif isinstance(node, list):
+        for v in node:
+            r = _find_key(v, names, depth + 1)
+            if r is not None:
+                return r
+    return None
+
+
+def _collect_media(node: Any, out: dict[str, Any], depth: int) -> None:
+    if depth > 5:
+        return
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("size", "resolution") and isinstance(v, str) and re.fullmatch(r"\d+x\d+", v):
+                w, h = v.split("x")
+                out.setdefault("width", int(w))
+                out.setdefault("height", int(h))
+            elif k in ("width", "height") and isinstance(v, int) and not isinstance(v, bool):
+                out.setdefault(k, v)
+            elif k in ("seconds", "duration") and v is not None and not isinstance(v, bool | dict | list):
+                try:
+                    out.setdefault("seconds", float(v))
+                except (TypeError, ValueError):
+                    pass
+            elif isinstance(v, dict | list):
+                _collect_media(v, out, depth + 1)
+    elif isinstance(node, list):
+        for v in node:
+            _collect_media(v, out, depth + 1)

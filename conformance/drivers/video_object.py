@@ -1,0 +1,117 @@
+"""Driver of the ``video_object`` family (openai, gptge): the create/remix/edit answer is the job object,
+polled with ``retrieve``; assets come from ``content`` — streamed bytes per ``x-variants`` (OpenAI), or a
+JSON link object when the operation's 200 media types are all JSON (gpt.ge). Sources: reference/protocols.md
+§1 and §4, openai 3.54.0 ``resources/videos.py``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..bodies import Request
+from .base import MISSING, Answer, Asset, Driver, DriverError, Job, Result, Snapshot
+
+
+class VideoObjectDriver(Driver):
+    family = "video_object"
+    capabilities = frozenset({"submit", "poll", "result", "download", "list", "delete", "remix"})
+
+    def _has_ops_for(self, what: str) -> bool:
+        need = {"poll": "retrieve", "result": "content", "download": "content", "list": "list",
+                "delete": "delete", "cancel": "cancel"}.get(what)
+        return need is None or bool(self.ops.get(need))
+
+    def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
+        resp = self.call(req.op, req.path_params, body=req.body, media_type=req.media_type,
+                         headers=self.fault_headers(fail))
+        ans = self.answer(resp)
+        job = Job(driver=self, kind=req.kind, id="", request=req, submit=ans, source=source,
+                  source_ref=next(iter(req.path_params.values()), None) if req.kind == "remix" else None,
+                  expect_failure=fail)
+        if req.kind == "remix" and job.source_ref is None:
+            from ..spend import json_pointer
+
+            job.source_ref = json_pointer(req.body, (req.op.source or {}).get("pointer", "/video_id"))
+        if not ans.ok:
+            return job
+        if not isinstance(ans.body, dict) or not isinstance(ans.body.get("id"), str):
+            raise DriverError(f"{req.op.operation_id}: a {ans.status} answer without a job id", ans.exchange)
+        job.id = ans.body["id"]
+        job.snapshots.append(self.snapshot(ans.body, resp, job, source="submit"))
+        self.note_hint(job, resp)
+        return job
+
+    def poll(self, job: Job, honour: bool = True) -> Snapshot:
+        op = self.ops["retrieve"][0]
+        if honour:
+            self.wait_hint(job)
+        resp = self.call(op, {_path_param(op): job.id})
+        ans = self.answer(resp)
+        snap = self.snapshot(ans.body, resp, job) if ans.ok else Snapshot(
+            at=time.monotonic(), http_status=resp.status_code, body=ans.body, exchange=ans.exchange)
+        if not honour:
+            snap.source = "probe"
+        self.note_hint(job, resp)
+        job.snapshots.append(snap)
+        return snap
+
+    def content_url(self, job_id: str, variant: str | None = None) -> tuple[str, str | None]:
+        op = self.ops["content"][0]
+        url = self.url_of(op, {_path_param(op): job_id})
+        variants = op.definition.get("x-variants") or {}
+        if variant and variant != "video" and variant in variants:
+            url += f"?variant={variant}"
+        return url, variants.get(variant or "video")
+
+    def result(self, job: Job) -> Result:
+        op = self.ops["content"][0]
+        variants = op.definition.get("x-variants") or {}
+        ok = (op.definition.get("responses") or {}).get("200") or {}
+        types = list((ok.get("content") or {}).keys()) if isinstance(ok, dict) else []
+        link = bool(types) and all("json" in t for t in types)
+        last = job.last.body if job.last else None
+        if link:  # JSON link object (gpt.ge): the URL to download
+            resp = self.call(op, {_path_param(op): job.id})
+            ans = self.answer(resp)
+            res = Result(answer=ans)
+            if ans.ok:
+                res.assets = [a if a.name != "url" else Asset(a.url, "video", a.declared_type, meta=a.meta)
+                              for a in self.assets_of(ans.body)]
+            res.declared = self.declared_media(last, ans.body)
+            return res
+        res = Result(answer=Answer(200, None, None))
+        for name, ctype in (variants.items() if variants else [("video", types[0] if types else None)]):
+            url, _ = self.content_url(job.id, name)
+            res.assets.append(Asset(url=url, name=name, declared_type=ctype, auth=True))
+        res.declared = self.declared_media(last)
+        return res
+
+    def cancel(self, job: Job) -> Answer:
+        raise DriverError(f"{self.contract.id}: no cancel operation")
+
+    def list_page(self, *, limit: int | None = None, after: str | None = None,
+                  order: str | None = None) -> Answer:
+        op = self.ops["list"][0]
+        params = {k: v for k, v in (("limit", limit), ("after", after), ("order", order)) if v is not None}
+        return self.answer(self.call(op, params=params))
+
+    def delete(self, job: Job) -> Answer:
+        op = self.ops["delete"][0]
+        ans = self.answer(self.call(op, {_path_param(op): job.id}))
+        if ans.ok:
+            job.deleted = True
+        return ans
+
+    def retrieve_raw(self, job_id: str) -> Answer:
+        op = self.ops["retrieve"][0]
+        return self.answer(self.call(op, {_path_param(op): job_id}))
+
+
+def _path_param(op) -> str:
+    import re
+
+    names = re.findall(r"\{([^}]+)\}", op.path)
+    return names[0] if names else "video_id"
+
+
+__all__ = ["VideoObjectDriver", "MISSING"]

@@ -1,0 +1,156 @@
+"""Fixture jobs a provider run needs: completed source videos to remix and real ids to address.
+
+Valid data needs real ids: a retrieve of a random id is a 404, not a test of the happy path. Before the
+contract and lifecycle checks, :func:`build_pool` creates (through the family drivers, so on a real
+provider only when spending is allowed) a few completed jobs — their ids address status/result/content
+operations and their output ids are remix sources — plus, on the mock, a failed and a running job. A
+``--source-video-id`` the user supplies is used as a source everywhere (and is the only source when paid
+operations cannot run). When a provider has no operation that generates a video (onerouter is remix-only),
+the mock's admin API seeds the sources (``POST /__mock/videos``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+from .bodies import BodyError, build
+from .context import ProviderRun, sub_seed
+from .drivers import Driver, DriverError, Job
+from .spend import SpendBlocked
+
+
+@dataclass
+class Pool:
+    """Fixture jobs of one provider.
+
+    Attributes:
+        jobs: every fixture job created (any state).
+        completed: completed jobs whose output was fetched.
+        sources: ids usable as remix sources (completed outputs, admin-seeded videos, --source-video-id).
+        by_host: ``{host: {"any": [ids], "completed": [ids]}}`` job ids per host for id parameters.
+        reasons: ``{what: why}`` for fixtures that could not be made (``"sources"``, ``"jobs"``, ``"fresh"``).
+    """
+
+    jobs: list[Job] = field(default_factory=list)
+    completed: list[Job] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    by_host: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    seed_meta: dict[str, dict] = field(default_factory=dict)  # source id -> {"seconds", "size"} when known
+
+    def ids(self, host: str, which: str) -> list[str]:
+        return list((self.by_host.get(host) or {}).get(which) or [])
+
+
+def wait_terminal(driver: Driver, job: Job, timeout: float) -> bool:
+    """Poll ``job`` (honouring hints) until a terminal status or ``timeout`` seconds; True when terminal."""
+    if not driver.supports("poll"):
+        return job.terminal
+    deadline = time.monotonic() + timeout
+    while not job.terminal and time.monotonic() < deadline:
+        snap = driver.poll(job)
+        if snap.http_status >= 400 and snap.http_status not in (429, 503):
+            return False
+        if not job.terminal:
+            time.sleep(0.005)
+    return job.terminal
+
+
+def generate_ops(driver: Driver):
+    return [op for op in driver.creators("generate")
+            if op.kind_for({}) == "generate" or isinstance(op.kind, dict)]
+
+
+def submit_generate(run: ProviderRun, driver: Driver, *, keep: bool, fail: bool = False,
+                    rng: random.Random | None = None) -> Job | None:
+    """Submit one generate job through ``driver`` (None when the host has no generate operation)."""
+    ops = generate_ops(driver)
+    if not ops:
+        return None
+    rng = rng or run.rng
+    req = build(run.contract, ops[0], "generate", keep_output=keep, rng=rng)
+    return driver.submit(req, fail=fail)
+
+
+def build_pool(run: ProviderRun) -> Pool:
+    """Create the fixture jobs of ``run``'s provider (see module docstring). Never raises for a provider
+    fault: what cannot be made is explained in ``pool.reasons`` (and reported by the checks that need it)."""
+    pool = Pool()
+    rng = random.Random(sub_seed(run.config.seed, run.id, "pool"))
+    user = run.config.source_video_ids.get(run.id)
+    if user:
+        pool.sources.append(user)
+    allowed, why = run.can_spend()
+    creating: list[tuple[Driver, Job]] = []
+    if allowed:
+        for driver in run.drivers:
+            if not generate_ops(driver):
+                continue
+            n = 2 if (run.target.free or driver.family == "sync") else 1
+            for i in range(n):
+                try:
+                    job = submit_generate(run, driver, keep=True, rng=rng)
+                except (BodyError, DriverError, SpendBlocked) as exc:
+                    pool.reasons.setdefault("jobs", f"{driver.host}: {exc}")
+                    break
+                if job is None or not job.submit.ok:
+                    if job is not None:
+                        pool.reasons.setdefault("jobs", f"{driver.host}: generate answered {job.submit.status}")
+                    break
+                creating.append((driver, job))
+                if i == 0 and run.target.free and driver.supports("poll"):
+                    # a failed job and a job left running, for retrieval in every state (mock only)
+                    for fail in (True, False):
+                        try:
+                            extra = submit_generate(run, driver, keep=False, fail=fail, rng=rng)
+                        except (BodyError, DriverError, SpendBlocked):
+                            extra = None
+                        if extra is not None and extra.submit.ok and extra.id:
+                            pool.jobs.append(extra)
+                            pool.by_host.setdefault(driver.host, {}).setdefault("any", []).append(extra.id)
+    else:
+        pool.reasons["jobs"] = why
+    for driver, job in creating:
+        pool.jobs.append(job)
+        if job.id:
+            pool.by_host.setdefault(driver.host, {}).setdefault("any", []).append(job.id)
+        try:
+            done = wait_terminal(driver, job, run.config.job_timeout)
+        except (DriverError, SpendBlocked) as exc:
+            pool.reasons.setdefault("jobs", str(exc))
+            continue
+        if not done or job.final != "completed":
+            pool.reasons.setdefault("jobs", f"fixture job {job.id} did not complete "
+                                    f"(last status {job.last.status if job.last else None!r})")
+            continue
+        try:
+            job.result = driver.result(job)
+        except (DriverError, SpendBlocked) as exc:
+            pool.reasons.setdefault("jobs", str(exc))
+            continue
+        if job.result.answer.ok:
+            pool.completed.append(job)
+            if job.id:
+                pool.by_host.setdefault(driver.host, {}).setdefault("completed", []).append(job.id)
+            sid = job.source_id or job.id
+            if sid and sid not in pool.sources:
+                pool.sources.append(sid)
+                pool.seed_meta[sid] = dict(job.result.declared)
+    if not pool.sources and run.target.free and run.target.mock_root:
+        for size in ("1280x720", "720x1280"):
+            try:
+                seeded = run.target.admin("POST", "videos", {"provider": run.id, "seconds": 4, "size": size})
+            except Exception as exc:  # the admin API is optional for a mock behind a proxy
+                pool.reasons.setdefault("sources", f"mock admin seed failed: {exc}")
+                break
+            sid = seeded.get("id") if isinstance(seeded, dict) else None
+            if sid:
+                pool.sources.append(sid)
+                w, h = size.split("x")
+                pool.seed_meta[sid] = {"width": int(w), "height": int(h), "seconds": 4.0}
+    if not pool.sources:
+        pool.reasons.setdefault("sources", "no completed source video: give --source-video-id "
+                                f"{run.id}=ID (or allow spend to generate one)")
+    return pool

@@ -1,0 +1,1058 @@
+"""Lifecycle checks: properties of the job lifecycle, observed through the family drivers.
+
+The checks are a registry of named functions (``@check(name, "lifecycle", ..., events=(...))``), each
+called with ``(run, event)`` for the event kinds it listens to. Adding a property is adding a function.
+Events come from a :class:`Monitor` fed by a hypothesis ``RuleBasedStateMachine`` (:func:`run_lifecycle`)
+that interleaves several jobs: it submits (some forced to fail on the mock), polls, cancels at random
+moments, remixes sources in whatever state they are in, asks for results too early, polls unknown ids,
+deletes, lists and reads status streams; at the end of each run every job is driven to a terminal status,
+its output fetched and its assets downloaded and probed.
+
+Event kinds: ``snapshot`` (a new observation of a job, with the previous one), ``submit``, ``final`` (a job
+at the end, after result and downloads), ``download``, ``cancel``, ``remix``, ``early_result``, ``delete``,
+``list``, ``stream``, ``hints`` (poll hints a driver saw) and ``timeout``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import schema as sch
+from .bodies import BodyError, build
+from .context import ProviderRun, sub_seed
+from .drivers import MISSING, Answer, Download, Driver, DriverError, Job, Snapshot
+from .drivers.base import MAX_HINT_WAIT, RANK, TERMINAL
+from .registry import check
+from .spend import SpendBlocked
+
+# ------------------------------------------------------------------------------------------- events
+
+
+@dataclass
+class Event:
+    """One thing that happened during a lifecycle run (see module docstring for the kinds)."""
+
+    kind: str
+    job: Job | None = None
+    snap: Snapshot | None = None
+    prev: Snapshot | None = None
+    answer: Answer | None = None
+    download: Download | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def observations(job: Job) -> list[Snapshot]:
+    """A job's real observations: 2xx answers with a body (not 304, not errors)."""
+    return [s for s in job.snapshots if 200 <= s.http_status < 300 and not s.not_modified]
+
+
+# ------------------------------------------------------------------------------------------- checks
+
+
+@check("job_accepted", "lifecycle", "A valid request to create a job is accepted (2xx) and its answer names "
+       "the job (an id or request_id) so it can be followed.", events=("submit",), needs_spend=True)
+def job_accepted(run: ProviderRun, ev: Event) -> None:
+    job = ev.job
+    if ev.data.get("error"):
+        run.fail("job_accepted", ev.data["error"], exchange=ev.answer.exchange if ev.answer else None,
+                 operation=job.request.op.operation_id if job else None)
+        return
+    if job.kind == "remix" and ev.data.get("expect") != "accept":
+        return  # judged by remix_lineage
+    run.expect("job_accepted", job.submit.ok, f"a valid {job.kind} request was answered {job.submit.status}",
+               exchange=job.submit.exchange, operation=job.request.op.operation_id)
+
+
+@check("status_known", "lifecycle", "Every status a job reports is one of the provider's status values "
+       "(provider.yaml statuses).", events=("snapshot",), needs_spend=True)
+def status_known(run: ProviderRun, ev: Event) -> None:
+    snap = ev.snap
+    if snap.status is MISSING and snap.neutral:
+        return  # synthetic observation (a sync answer carries no status)
+    if snap.status is MISSING:
+        run.fail("status_known", f"the {ev.job.kind} job's answer has no status field", exchange=snap.exchange,
+                 operation=ev.job.label())
+        return
+    values = [s["value"] for s in run.contract.provider["statuses"]]
+    run.expect("status_known", isinstance(snap.status, str) and snap.status in values,
+               f"status {snap.status!r} is not one of {values}", exchange=snap.exchange, operation=ev.job.label())
+
+
+@check("status_monotonic", "lifecycle", "Status only moves forward: queued -> in progress -> terminal.",
+       events=("snapshot",), needs_spend=True)
+def status_monotonic(run: ProviderRun, ev: Event) -> None:
+    snap, prev = ev.snap, ev.prev
+    if prev is None or snap.rank is None or prev.rank is None:
+        return
+    run.expect("status_monotonic", snap.rank >= prev.rank,
+               f"status went back from {prev.status!r} to {snap.status!r}", exchange=snap.exchange,
+               operation=ev.job.label())
+
+
+@check("terminal_is_final", "lifecycle", "Once a job is terminal (completed, failed, cancelled) its status "
+       "never changes again.", events=("snapshot",), needs_spend=True)
+def terminal_is_final(run: ProviderRun, ev: Event) -> None:
+    snap, prev = ev.snap, ev.prev
+    if prev is None or not prev.terminal:
+        return
+    same = snap.status == prev.status and set(snap.neutral) == set(prev.neutral)
+    run.expect("terminal_is_final", same,
+               f"terminal status {prev.status!r} ({'/'.join(prev.neutral)}) changed to {snap.status!r} "
+               f"({'/'.join(snap.neutral) or '?'})", exchange=snap.exchange, operation=ev.job.label())
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@check("progress_valid", "lifecycle", "Progress, where reported, is an integer in 0..100.",
+       events=("snapshot",), needs_spend=True)
+def progress_valid(run: ProviderRun, ev: Event) -> None:
+    p = ev.snap.progress
+    if p is MISSING or p is None:
+        return
+    run.expect("progress_valid", _is_int(p) and 0 <= p <= 100, f"progress {p!r} is not an integer in 0..100",
+               exchange=ev.snap.exchange, operation=ev.job.label())
+
+
+@check("progress_monotonic", "lifecycle", "Progress never decreases.", events=("snapshot",), needs_spend=True)
+def progress_monotonic(run: ProviderRun, ev: Event) -> None:
+    snap, prev = ev.snap, ev.prev
+    if prev is None or not _is_int(snap.progress) or not _is_int(prev.progress):
+        return
+    run.expect("progress_monotonic", snap.progress >= prev.progress,
+               f"progress went down from {prev.progress} to {snap.progress}", exchange=snap.exchange,
+               operation=ev.job.label())
+
+
+@check("progress_complete", "lifecycle", "Progress is 100 exactly when the job is completed.",
+       events=("snapshot",), needs_spend=True)
+def progress_complete(run: ProviderRun, ev: Event) -> None:
+    snap = ev.snap
+    if not _is_int(snap.progress) or len(snap.neutral) != 1:
+        return
+    done = snap.neutral[0] == "completed"
+    run.expect("progress_complete", (snap.progress == 100) == done,
+               f"progress {snap.progress} with status {snap.status!r}" +
+               (" (a completed job must report 100)" if done else " (only a completed job reports 100)"),
+               exchange=snap.exchange, operation=ev.job.label())
+
+
+@check("queue_position_monotonic", "lifecycle", "Queue position, where reported, is an integer >= 0 that "
+       "never increases.", events=("snapshot",), needs_spend=True)
+def queue_position_monotonic(run: ProviderRun, ev: Event) -> None:
+    snap, prev = ev.snap, ev.prev
+    q = snap.queue_position
+    if q is MISSING or q is None:
+        return
+    if not (_is_int(q) and q >= 0):
+        run.fail("queue_position_monotonic", f"queue_position {q!r} is not an integer >= 0",
+                 exchange=snap.exchange, operation=ev.job.label())
+        return
+    if prev is not None and _is_int(prev.queue_position):
+        run.expect("queue_position_monotonic", q <= prev.queue_position,
+                   f"queue position went up from {prev.queue_position} to {q}", exchange=snap.exchange,
+                   operation=ev.job.label())
+    else:
+        run.ok("queue_position_monotonic")
+
+
+@check("id_stable", "lifecycle", "A job's id never changes: every answer about it names the id it was created "
+       "with, and the queue's status/result/cancel URLs address that id.", events=("snapshot", "submit"),
+       needs_spend=True)
+def id_stable(run: ProviderRun, ev: Event) -> None:
+    job = ev.job
+    if ev.kind == "submit":
+        if not job.submit.ok or not job.urls:
+            return
+        for role, url in job.urls.items():
+            run.expect("id_stable", job.id in url, f"the {role} URL {url!r} does not name request {job.id!r}",
+                       exchange=job.submit.exchange, operation=job.label())
+        return
+    snap = ev.snap
+    if snap.id is MISSING or snap.id is None or not job.id or job.driver.family == "sync":
+        return
+    run.expect("id_stable", snap.id == job.id, f"the job created as {job.id!r} is reported as {snap.id!r}",
+               exchange=snap.exchange, operation=job.label())
+
+
+_TS_ORDER = (("created",), ("started",), ("completed", "finished"), ("expires",))
+
+
+def _ts_rank(name: str) -> int | None:
+    base = name[:-3] if name.endswith("_at") else name
+    for i, names in enumerate(_TS_ORDER):
+        if base in names:
+            return i
+    return None
+
+
+@check("timestamps_ordered", "lifecycle", "Timestamps are integers (unix seconds), never change once set, "
+       "and are ordered: created <= started <= completed <= expires.", events=("snapshot",), needs_spend=True)
+def timestamps_ordered(run: ProviderRun, ev: Event) -> None:
+    snap, prev = ev.snap, ev.prev
+    ts = {k: v for k, v in snap.timestamps.items() if v is not None}
+    if not ts:
+        return
+    bad = {k: v for k, v in ts.items() if not _is_int(v)}
+    if bad:
+        run.fail("timestamps_ordered", f"timestamps are not integer seconds: {bad}", exchange=snap.exchange,
+                 operation=ev.job.label())
+        return
+    ranked = sorted(((r, k, v) for k, v in ts.items() if (r := _ts_rank(k)) is not None))
+    for (r1, k1, v1), (r2, k2, v2) in zip(ranked, ranked[1:], strict=False):
+        if r1 < r2 and v1 > v2:
+            run.fail("timestamps_ordered", f"{k1}={v1} is after {k2}={v2}", exchange=snap.exchange,
+                     operation=ev.job.label())
+            return
+    if prev is not None:
+        for k, v in ts.items():
+            old = prev.timestamps.get(k)
+            if _is_int(old) and old != v:
+                run.fail("timestamps_ordered", f"{k} changed from {old} to {v}", exchange=snap.exchange,
+                         operation=ev.job.label())
+                return
+    run.ok("timestamps_ordered")
+
+
+@check("job_finishes", "lifecycle", "Every job reaches a terminal status within --job-timeout.",
+       events=("timeout", "final"), needs_spend=True)
+def job_finishes(run: ProviderRun, ev: Event) -> None:
+    if ev.kind == "timeout":
+        last = ev.job.last
+        run.fail("job_finishes", f"{ev.job.label()} is still {last.status if last else 'unobserved'!r} after "
+                 f"{run.config.job_timeout:g} s", exchange=last.exchange if last else None, operation=ev.job.label())
+    else:
+        run.ok("job_finishes")
+
+
+@check("completed_has_assets", "lifecycle", "A completed job's output names a downloadable video.",
+       events=("final",), needs_spend=True)
+def completed_has_assets(run: ProviderRun, ev: Event) -> None:
+    job = ev.job
+    if job.final != "completed" or job.result is None:
+        return
+    res = job.result
+    if not res.answer.ok:
+        run.fail("completed_has_assets", f"the result of a completed job was answered {res.answer.status}",
+                 exchange=res.answer.exchange, operation=job.label())
+        return
+    run.expect("completed_has_assets", any(a.is_video for a in res.assets),
+               f"the output of a completed job names no video asset (assets: {[a.name for a in res.assets]})",
+               exchange=res.answer.exchange, operation=job.label())
+
+
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";")[0].strip().lower()
+
+
+@check("download_content_type", "lifecycle", "A completed job's assets download (200) with the content type "
+       "declared for them (video/mp4 for the video).", events=("download",), needs_spend=True)
+def download_content_type(run: ProviderRun, ev: Event) -> None:
+    dl = ev.download
+    if dl.status != 200:
+        run.fail("download_content_type", f"downloading {dl.asset.name} answered {dl.status}",
+                 exchange=dl.exchange, operation=ev.job.label())
+        return
+    expected = _media_type(dl.asset.declared_type) or ("video/mp4" if dl.asset.is_video else "")
+    if not expected:
+        run.ok("download_content_type")
+        return
+    got = _media_type(dl.content_type)
+    run.expect("download_content_type", got == expected,
+               f"{dl.asset.name} was served as {got or 'no content type'!r}, declared {expected!r}",
+               exchange=dl.exchange, operation=ev.job.label())
+
+
+def _expected_media(run: ProviderRun, job: Job) -> dict[str, Any]:
+    """What the video should be: the request's explicit size/seconds, else the remix source's, else what the
+    provider declares for the output."""
+    out: dict[str, Any] = {}
+    req = job.request.requested or {}
+    if req.get("size"):
+        w, h = str(req["size"]).split("x")
+        out["width"], out["height"], out["size_from"] = int(w), int(h), "the request"
+    if req.get("seconds"):
+        out["seconds"], out["seconds_from"] = float(req["seconds"]), "the request"
+    if job.kind == "remix":
+        src = job.source.media if job.source is not None and job.source.media else None
+        if src is None and job.source_ref:
+            src = run.pool.seed_meta.get(job.source_ref) if run.pool else None
+        if src:
+            if "width" not in out and src.get("width"):
+                out["width"], out["height"], out["size_from"] = src["width"], src["height"], "the remix source"
+            if "seconds" not in out and src.get("seconds"):
+                out["seconds"], out["seconds_from"] = float(src["seconds"]), "the remix source"
+    return out
+
+
+@check("video_matches_request", "lifecycle", "The video is a valid MP4 whose dimensions and duration match the "
+       "request (or the remix source, or what the provider declares for the output).", events=("download",),
+       needs_spend=True)
+def video_matches_request(run: ProviderRun, ev: Event) -> None:
+    dl, job = ev.download, ev.job
+    if not dl.asset.is_video or dl.status != 200:
+        return
+    from mockserver.media import probe_mp4
+
+    try:
+        info = probe_mp4(dl.data)
+    except ValueError as exc:
+        run.fail("video_matches_request", f"the video is not a valid MP4: {exc}", exchange=dl.exchange,
+                 operation=job.label())
+        return
+    job.media = {"width": info["width"], "height": info["height"], "seconds": info["duration_seconds"]}
+    problems = []
+    want = _expected_media(run, job)
+    declared = job.result.declared if job.result else {}
+    for source, exp in ((want.get("size_from"), want), ("the provider's declared output", declared)):
+        if source and exp.get("width") and (exp["width"], exp["height"]) != (info["width"], info["height"]):
+            problems.append(f"{info['width']}x{info['height']} but {source} says {exp['width']}x{exp['height']}")
+    for source, exp in ((want.get("seconds_from"), want), ("the provider's declared output", declared)):
+        if source and exp.get("seconds"):
+            tol = max(0.5, 0.05 * exp["seconds"])
+            if abs(info["duration_seconds"] - exp["seconds"]) > tol:
+                problems.append(f"{info['duration_seconds']:.2f} s but {source} says {exp['seconds']:g} s")
+    run.expect("video_matches_request", not problems, "; ".join(problems), exchange=dl.exchange,
+               operation=job.label())
+
+
+@check("failed_has_error", "lifecycle", "A failed job carries an error in the contract's shape and no output; "
+       "a job the mock was told to fail (X-Mock-Fault) ends failed.", events=("final",), needs_spend=True)
+def failed_has_error(run: ProviderRun, ev: Event) -> None:
+    job = ev.job
+    if job.expect_failure and job.final is not None and job.final != "failed":
+        run.fail("failed_has_error", f"a job submitted with a generation-failure fault ended {job.final}",
+                 exchange=job.last.exchange if job.last else None, operation=job.label())
+        return
+    if job.final != "failed":
+        return
+    last = job.last
+    res = job.result
+    evidence = []
+    if last is not None and last.error not in (MISSING, None, "", {}):
+        err_schema = _error_property_schema(run, job)
+        if err_schema is not None:
+            errs = sch.errors(run.contract.openapi, err_schema, last.error)
+            if errs:
+                run.fail("failed_has_error", f"the error of a failed job does not match the contract: {errs[0]}",
+                         exchange=last.exchange, operation=job.label())
+                return
+        evidence.append("status body")
+    if res is not None and res.answer.ok and res.assets:
+        run.fail("failed_has_error", "a failed job still offers downloadable output", exchange=res.answer.exchange,
+                 operation=job.label())
+        return
+    if res is not None and res.answer.status >= 400 and res.answer.body is not None:
+        evidence.append("result answer")
+    if job.driver.family == "sync" and job.submit.status >= 400 and job.submit.body is not None:
+        evidence.append("answer")
+    run.expect("failed_has_error", bool(evidence), "a failed job carries no error (neither in its status body "
+               "nor as an error answer of its result)", exchange=last.exchange if last else None,
+               operation=job.label())
+
+
+def _error_property_schema(run: ProviderRun, job: Job) -> str | None:
+    """Pointer of the ``error`` property schema in the job schema of the poll operation, if declared."""
+    for role in ("retrieve", "status"):
+        for op in job.driver.ops.get(role, []):
+            ptr = sch.response_schema(run.contract, op, 200)
+            if not ptr:
+                continue
+            doc = run.contract.openapi
+            from specs.validate import resolve_pointer
+
+            root = resolve_pointer(doc, ptr)
+            prop = sch.properties(doc, root).get("error")
+            if prop is None:
+                continue
+            if isinstance(prop, dict) and "$ref" in prop and len(prop) == 1:
+                return prop["$ref"]
+            # inline schema: find its pointer by walking the merged properties is not stable; validate via a
+            # wrapper object instead
+            return None
+    return None
+
+
+@check("cancel_semantics", "lifecycle", "Cancel behaves as documented: the answer is a status the contract "
+       "declares with a body in its schema; a cancelled job stays cancelled; an accepted cancel of a queued job "
+       "never lets it complete; cancelling a finished job leaves it unchanged.", events=("cancel", "final"),
+       needs_spend=True)
+def cancel_semantics(run: ProviderRun, ev: Event) -> None:
+    job = ev.job
+    if ev.kind == "final":
+        for ans, before in job.cancels:
+            if ans.ok and before is not None and before.neutral == ("queued",) and job.final == "completed":
+                run.fail("cancel_semantics", "a job that was queued when its cancel was accepted "
+                         f"({ans.status}) completed anyway", exchange=ans.exchange, operation=job.label())
+                return
+        return
+    ans, before, after = ev.answer, ev.data.get("before"), ev.data.get("after")
+    op = (job.driver.ops.get("cancel") or [None])[0]
+    if op is None:
+        return
+    declared = str(ans.status) in (op.definition.get("responses") or {})
+    if not declared:
+        run.fail("cancel_semantics", f"cancel answered {ans.status}, which the contract does not declare",
+                 exchange=ans.exchange, operation=job.label())
+        return
+    ptr = sch.response_schema(run.contract, op, ans.status)
+    if ptr and ans.body is not None:
+        errs = sch.errors(run.contract.openapi, ptr, ans.body)
+        if errs:
+            run.fail("cancel_semantics", f"the cancel answer does not match its schema: {errs[0]}",
+                     exchange=ans.exchange, operation=job.label())
+            return
+    if before is not None and before.terminal and after is not None and observations(job) and \
+            after.http_status == 200 and not after.not_modified:
+        if after.status != before.status:
+            run.fail("cancel_semantics", f"cancelling a {before.status} job changed it to {after.status}",
+                     exchange=ans.exchange, operation=job.label())
+            return
+    if ans.ok and isinstance(ans.body, dict) and isinstance(ans.body.get("status"), str):
+        neutral = run.contract.neutral_states(ans.body["status"])
+        if neutral and after is not None and after.neutral and not after.not_modified and \
+                after.http_status == 200 and "cancelled" in neutral:
+            run.expect("cancel_semantics", "cancelled" in after.neutral or after.terminal,
+                       f"the cancel answer says {ans.body['status']!r} but the job then reports {after.status!r}",
+                       exchange=after.exchange, operation=job.label())
+            return
+    run.ok("cancel_semantics")
+
+
+@check("remix_lineage", "lifecycle", "Remix follows its source: a completed source is accepted and the new job "
+       "(a new id) names its source (remixed_from_*); a source that is not completed, or was deleted, is "
+       "rejected with a 4xx or the remix ends failed, never completed.", events=("remix", "final"),
+       needs_spend=True)
+def remix_lineage(run: ProviderRun, ev: Event) -> None:
+    job = ev.job
+    if ev.kind == "final":
+        if job.kind == "remix" and job.submit.ok:
+            if job.remix_expect == "reject":
+                run.expect("remix_lineage", job.final in ("failed", "cancelled", None),
+                           f"a remix of a source that was not completed ({job.remix_source_state}) completed",
+                           exchange=job.submit.exchange, operation=job.label())
+        return
+    expect = ev.data.get("expect")
+    ans = job.submit
+    if ans.status >= 500:
+        run.fail("remix_lineage", f"remix answered {ans.status}", exchange=ans.exchange, operation=job.label())
+        return
+    if expect == "accept":
+        if not run.expect("remix_lineage", ans.ok, f"a remix of a completed source was answered {ans.status}",
+                          exchange=ans.exchange, operation=job.label()):
+            return
+    elif expect == "reject" and not ans.ok:
+        run.expect("remix_lineage", 400 <= ans.status < 500,
+                   f"a remix of a {ev.data.get('state')} source answered {ans.status}, expected a 4xx",
+                   exchange=ans.exchange, operation=job.label())
+        return
+    if not ans.ok:
+        return
+    if job.id and job.source_ref and job.id == job.source_ref:
+        run.fail("remix_lineage", f"the remix got its source's id {job.id!r}", exchange=ans.exchange,
+                 operation=job.label())
+        return
+    first = job.snapshots[0] if job.snapshots else None
+    if first is not None and first.lineage is not MISSING:
+        run.expect("remix_lineage", first.lineage == job.source_ref,
+                   f"remixed_from is {first.lineage!r}, expected the source {job.source_ref!r}",
+                   exchange=ans.exchange, operation=job.label())
+    elif expect == "accept":
+        run.ok("remix_lineage")
+
+
+@check("generate_has_no_lineage", "lifecycle", "A job generated from a prompt names no remix source.",
+       events=("submit",), needs_spend=True)
+def generate_has_no_lineage(run: ProviderRun, ev: Event) -> None:
+    job = ev.job
+    if job.kind != "generate" or not job.submit.ok or not job.snapshots:
+        return
+    lineage = job.snapshots[0].lineage
+    if lineage is MISSING:
+        return
+    run.expect("generate_has_no_lineage", lineage is None, f"a generated job names remix source {lineage!r}",
+               exchange=job.submit.exchange, operation=job.label())
+
+
+@check("early_result_rejected", "lifecycle", "Asking for the output of a job that is not completed gets a 4xx "
+       "(not the output, not a 5xx).", events=("early_result",), needs_spend=True)
+def early_result_rejected(run: ProviderRun, ev: Event) -> None:
+    ans = ev.answer
+    run.expect("early_result_rejected", 400 <= ans.status < 500,
+               f"the output of a {ev.data.get('state')} job was answered {ans.status}", exchange=ans.exchange,
+               operation=ev.job.label())
+
+
+@check("deleted_is_gone", "lifecycle", "After a successful delete the job is gone: retrieving it is 404 and "
+       "it cannot be remixed.", events=("delete",), needs_spend=True)
+def deleted_is_gone(run: ProviderRun, ev: Event) -> None:
+    ans, after = ev.answer, ev.data.get("after")
+    if not ans.ok:
+        run.fail("deleted_is_gone", f"delete answered {ans.status}", exchange=ans.exchange, operation=ev.job.label())
+        return
+    if isinstance(ans.body, dict) and ans.body.get("deleted") is False:
+        run.fail("deleted_is_gone", "delete answered deleted=false", exchange=ans.exchange, operation=ev.job.label())
+        return
+    if after is not None:
+        run.expect("deleted_is_gone", after.status == 404,
+                   f"retrieving a deleted job answered {after.status}", exchange=after.exchange,
+                   operation=ev.job.label())
+
+
+@check("list_pagination", "lifecycle", "Listing pages through every live job exactly once: no duplicates, "
+       "pages within limit, first_id/last_id/has_more consistent, newest first, deleted jobs absent.",
+       events=("list",), needs_spend=True)
+def list_pagination(run: ProviderRun, ev: Event) -> None:
+    pages: list[tuple[Answer, int]] = ev.data["pages"]
+    seen: list[str] = []
+    prev_created = None
+    for ans, limit in pages:
+        body = ans.body
+        if not ans.ok or not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            run.fail("list_pagination", f"a list page answered {ans.status}", exchange=ans.exchange,
+                     operation="list")
+            return
+        data = [d for d in body["data"] if isinstance(d, dict)]
+        if len(data) > limit:
+            run.fail("list_pagination", f"a page with limit={limit} holds {len(data)} items", exchange=ans.exchange,
+                     operation="list")
+            return
+        ids = [d.get("id") for d in data]
+        if data and ("first_id" in body or "last_id" in body) and \
+                (body.get("first_id") != ids[0] or body.get("last_id") != ids[-1]):
+            run.fail("list_pagination", f"first_id/last_id {body.get('first_id')!r}/{body.get('last_id')!r} do not "
+                     f"match the page ({ids[0]!r}..{ids[-1]!r})", exchange=ans.exchange, operation="list")
+            return
+        for d in data:
+            c = d.get("created_at")
+            if _is_int(c) and _is_int(prev_created) and c > prev_created:
+                run.fail("list_pagination", f"{d.get('id')} (created_at {c}) comes after an older job",
+                         exchange=ans.exchange, operation="list")
+                return
+            prev_created = c if _is_int(c) else prev_created
+        dup = [i for i in ids if i in seen]
+        if dup:
+            run.fail("list_pagination", f"{dup[0]!r} appears on two pages", exchange=ans.exchange, operation="list")
+            return
+        seen.extend(ids)
+    last = pages[-1][0].body if pages else None
+    if isinstance(last, dict) and last.get("has_more") is True and ev.data.get("complete"):
+        run.fail("list_pagination", "the last page says has_more=true", exchange=pages[-1][0].exchange,
+                 operation="list")
+        return
+    if ev.data.get("complete"):
+        live = [j.id for j in ev.data["jobs"] if j.id and not j.deleted and j.submit.ok]
+        gone = [j.id for j in ev.data["jobs"] if j.id and j.deleted]
+        missing = [i for i in live if i not in seen]
+        present = [i for i in gone if i in seen]
+        if missing:
+            run.fail("list_pagination", f"{len(missing)} live job(s) missing from the list, e.g. {missing[0]!r}",
+                     exchange=pages[-1][0].exchange, operation="list")
+            return
+        if present:
+            run.fail("list_pagination", f"deleted job {present[0]!r} is still listed",
+                     exchange=pages[-1][0].exchange, operation="list")
+            return
+    run.ok("list_pagination")
+
+
+@check("poll_hints", "lifecycle", "Poll hints (openai-poll-after-ms, Retry-After) are numbers of sane size, and "
+       "the driver waited at least the hinted time before polling again.", events=("hints", "final"),
+       needs_spend=True)
+def poll_hints(run: ProviderRun, ev: Event) -> None:
+    if ev.kind == "final":
+        job = ev.job
+        polls = [s for s in job.snapshots if s.exchange is not None and s.source == "poll"]
+        for a, b in zip(polls, polls[1:], strict=False):
+            hint = _hint_seconds(a)
+            if hint is None:
+                continue
+            gap = b.exchange.started - (a.exchange.started + a.exchange.elapsed)
+            need = min(hint, MAX_HINT_WAIT) - 0.01
+            if gap < need:
+                run.fail("poll_hints", f"the driver polled again after {gap * 1000:.0f} ms although the server "
+                         f"asked for {hint * 1000:.0f} ms", exchange=b.exchange, operation=job.label())
+                return
+        return
+    for h in ev.data["hints"]:
+        limit = 60.0 if h.header.lower() != "retry-after" else 3600.0
+        if h.seconds is None:
+            run.fail("poll_hints", f"{h.header}: {h.value!r} is not a number", exchange=h.exchange,
+                     operation=h.header)
+        elif h.seconds > limit:
+            run.fail("poll_hints", f"{h.header}: {h.value!r} asks to wait more than {limit:g} s",
+                     exchange=h.exchange, operation=h.header)
+        else:
+            run.ok("poll_hints")
+
+
+def _hint_seconds(snap: Snapshot) -> float | None:
+    hdrs = snap.exchange.response_headers if snap.exchange else {}
+    vals = []
+    for k, v in hdrs.items():
+        if "poll" in k and re.fullmatch(r"\s*\d+(\.\d+)?\s*", v or ""):
+            vals.append(float(v) / 1000.0)
+        elif k == "retry-after" and re.fullmatch(r"\s*\d+\s*", v or ""):
+            vals.append(float(v))
+    return max(vals) if vals else None
+
+
+@check("stream_consistent", "lifecycle", "A status stream reports the job's statuses in lifecycle order and ends "
+       "with the terminal status polling reports.", events=("stream",), needs_spend=True)
+def stream_consistent(run: ProviderRun, ev: Event) -> None:
+    ans, snaps, job = ev.answer, ev.data["snaps"], ev.job
+    if ans.status != 200:
+        run.fail("stream_consistent", f"the status stream answered {ans.status}", exchange=ans.exchange,
+                 operation=job.label())
+        return
+    ranks = [s.rank for s in snaps if s.rank is not None]
+    if any(b < a for a, b in zip(ranks, ranks[1:], strict=False)):
+        run.fail("stream_consistent", f"stream statuses go backwards: {[s.status for s in snaps]}",
+                 exchange=ans.exchange, operation=job.label())
+        return
+    if not snaps or not snaps[-1].terminal:
+        run.fail("stream_consistent", f"the stream ended with {snaps[-1].status if snaps else 'no event'!r}, "
+                 "not a terminal status", exchange=ans.exchange, operation=job.label())
+        return
+    run.ok("stream_consistent")
+
+
+# ------------------------------------------------------------------------------------------- monitor
+
+
+class Monitor:
+    """Dispatches lifecycle events to the selected checks of one provider run."""
+
+    def __init__(self, run: ProviderRun):
+        self.run = run
+        self.handlers: dict[str, list] = defaultdict(list)
+        for c in run.results.checks:
+            if c.category == "lifecycle" and c.fn is not None:
+                for kind in c.events:
+                    self.handlers[kind].append(c.fn)
+        self.jobs: list[Job] = []
+        self.hints_seen: dict[int, int] = {}
+
+    def emit(self, ev: Event) -> None:
+        for fn in self.handlers.get(ev.kind, []):
+            fn(self.run, ev)
+
+    def observe(self, job: Job, snap: Snapshot) -> None:
+        """Emit a ``snapshot`` event for a new observation (ignoring errors and 304s)."""
+        if not (200 <= snap.http_status < 300) or snap.not_modified:
+            return
+        obs = observations(job)
+        idx = next((i for i in range(len(obs) - 1, -1, -1) if obs[i] is snap), None)
+        prev = obs[idx - 1] if idx else None
+        self.emit(Event("snapshot", job=job, snap=snap, prev=prev))
+
+    def flush_hints(self) -> None:
+        for d in self.run.drivers:
+            start = self.hints_seen.get(id(d), 0)
+            new = d.hints[start:]
+            self.hints_seen[id(d)] = len(d.hints)
+            if new:
+                self.emit(Event("hints", data={"hints": new}))
+
+
+# ------------------------------------------------------------------------------------------- actions
+
+
+class Lifecycle:
+    """The actions of the state machine (each observes, then emits events). Never raises for provider faults."""
+
+    def __init__(self, run: ProviderRun, monitor: Monitor, rng: random.Random):
+        self.run = run
+        self.m = monitor
+        self.rng = rng
+        self.stopped: str | None = None
+
+    # helpers
+    def _observe_submit(self, job: Job, expect: str | None = None) -> None:
+        self.m.jobs.append(job)
+        self.m.emit(Event("submit", job=job, answer=job.submit, data={"expect": expect}))
+        for snap in list(job.snapshots):
+            self.m.observe(job, snap)
+
+    def _guarded(self, fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except SpendBlocked as exc:
+            self.stopped = str(exc)
+            return None
+        except DriverError as exc:
+            self.run.fail("job_accepted", str(exc), exchange=exc.exchange)
+            return None
+
+    def submit(self, driver: Driver, fail: bool, seconds: int | None, size: str | None) -> Job | None:
+        from .fixtures import generate_ops
+
+        ops = generate_ops(driver)
+        if not ops or self.stopped:
+            return None
+        ok, why = self.run.can_spend(seconds or 4)
+        if not ok:
+            self.stopped = why
+            return None
+        try:
+            req = build(self.run.contract, ops[0], "generate", seconds=seconds, size=size, keep_output=True,
+                        rng=self.rng)
+        except BodyError as exc:
+            self.run.fail("job_accepted", str(exc), operation=ops[0].operation_id)
+            return None
+        job = self._guarded(driver.submit, req, fail=fail and self.run.target.free)
+        if job is None:
+            return None
+        self._observe_submit(job, expect="accept")
+        return job if job.submit.ok else None
+
+    def state_of(self, job: Job, honour: bool = True) -> str | None:
+        """Poll (if the family polls) and return the job's neutral state (None when unknown). ``honour=False``
+        is a confirmation read sent at once (see Driver.poll)."""
+        if job.deleted:
+            return "deleted"
+        if job.driver.supports("poll") and not job.terminal:
+            snap = self._guarded(job.driver.poll, job, honour)
+            if snap is not None:
+                self.m.observe(job, snap)
+        return job.final or (job.last.neutral[0] if job.last and len(job.last.neutral) == 1 else None)
+
+    def source_ref(self, job: Job) -> str:
+        if job.final == "completed" and job.source_id is None and job.driver.supports("result"):
+            res = self._guarded(job.driver.result, job)
+            if res is not None and job.result is None:
+                job.result = res
+        return job.source_id or job.id
+
+    def remix(self, source: Job | str, driver: Driver, op, seconds: int | None) -> Job | None:
+        if self.stopped:
+            return None
+        ok, why = self.run.can_spend(seconds or 4)
+        if not ok:
+            self.stopped = why
+            return None
+        if isinstance(source, Job):
+            before = self.state_of(source)
+            ref = self.source_ref(source)
+        else:
+            before, ref = "completed", source
+        try:
+            req = build(self.run.contract, op, "remix", source_id=ref, seconds=seconds, rng=self.rng)
+        except BodyError as exc:
+            self.run.fail("job_accepted", str(exc), operation=op.operation_id)
+            return None
+        job = self._guarded(driver.submit, req, source=source if isinstance(source, Job) else None)
+        if job is None:
+            return None
+        expect = None
+        if before == "completed":
+            expect = "accept"
+        elif before in ("failed", "cancelled", "deleted"):
+            expect = "reject"
+        elif before is not None and isinstance(source, Job):
+            # not terminal: the source's state at the remix is known only if a read right after agrees
+            after = self.state_of(source, honour=False)
+            expect = "reject" if after == before else None
+        job.remix_expect = expect
+        job.remix_source_state = before
+        self._observe_submit(job, expect=expect)
+        self.m.emit(Event("remix", job=job, data={"expect": expect, "state": before}))
+        return job if job.submit.ok else None
+
+    def poll(self, job: Job) -> None:
+        if job.driver.supports("poll") and not job.deleted:
+            snap = self._guarded(job.driver.poll, job)
+            if snap is not None:
+                self.m.observe(job, snap)
+
+    def cancel(self, job: Job) -> None:
+        if not job.driver.supports("cancel") or job.deleted:
+            return
+        before = self._poll_snapshot(job)
+        ans = self._guarded(job.driver.cancel, job)
+        if ans is None:
+            return
+        job.cancels.append((ans, before))
+        after = self._poll_snapshot(job)
+        self.m.emit(Event("cancel", job=job, answer=ans, data={"before": before, "after": after}))
+
+    def _poll_snapshot(self, job: Job) -> Snapshot | None:
+        if not job.driver.supports("poll"):
+            return job.last
+        snap = self._guarded(job.driver.poll, job)
+        if snap is not None:
+            self.m.observe(job, snap)
+        return snap
+
+    def early_result(self, job: Job) -> None:
+        d = job.driver
+        if not d.supports("result") or job.deleted or d.family in ("sync", "job"):
+            return
+        before = self.state_of(job)
+        if before not in ("queued", "in_progress"):
+            return
+        if d.family == "video_object":
+            url, _ = d.content_url(job.id)
+        else:
+            url = job.urls.get("result") or d.contract_url("result", job.id)
+        ans = self._guarded(lambda: d.answer(d.send("GET", url)))
+        if ans is None:
+            return
+        if 200 <= ans.status < 300:
+            # output served: wrong unless the job completed in between (a read right after tells)
+            if self.state_of(job, honour=False) == "completed":
+                return
+        self.m.emit(Event("early_result", job=job, answer=ans, data={"state": before}))
+
+    def unknown(self, driver: Driver, role: str) -> None:
+        from .contract_checks import unknown_id
+
+        ops = driver.ops.get(role) or []
+        if not ops or (ops[0].billable and not self.run.target.free):
+            return
+        op = ops[0]
+        ident = unknown_id(self.run.contract, self.rng)
+        params = {p: ident for p in re.findall(r"\{([^}]+)\}", op.path)}
+        if not params:
+            return
+        resp = self._guarded(driver.send, op.method.upper(), driver.url_of(op, params))
+        if resp is None:
+            return
+        ex = getattr(resp, "exchange", None)
+        self.run.expect("unknown_id_is_404", resp.status_code == 404,
+                        f"{op.operation_id} of an unknown id answered {resp.status_code}, expected 404",
+                        exchange=ex, operation=f"{op.method.upper()} {op.path}")
+
+    def delete(self, job: Job) -> None:
+        d = job.driver
+        if not d.supports("delete") or job.deleted or not job.id:
+            return
+        ans = self._guarded(d.delete, job)
+        if ans is None:
+            return
+        after = self._guarded(d.retrieve_raw, job.id) if d.supports("poll") else None
+        self.m.emit(Event("delete", job=job, answer=ans, data={"after": after}))
+
+    def list(self, driver: Driver, limit: int, complete: bool) -> None:
+        if not driver.supports("list"):
+            return
+        pages: list[tuple[Answer, int]] = []
+        after = None
+        for _ in range(200 if complete else 3):
+            ans = self._guarded(driver.list_page, limit=limit, after=after, order="desc")
+            if ans is None:
+                return
+            pages.append((ans, limit))
+            body = ans.body if isinstance(ans.body, dict) else {}
+            if not ans.ok or not body.get("has_more") or not body.get("data"):
+                break
+            after = body.get("last_id") or (body["data"][-1].get("id") if isinstance(body["data"][-1], dict) else None)
+            if after is None:
+                break
+        else:
+            complete = False
+        mine = [j for j in self.m.jobs if j.driver is driver]
+        self.m.emit(Event("list", data={"pages": pages, "complete": complete, "jobs": mine}))
+
+    def stream(self, job: Job) -> None:
+        d = job.driver
+        if not d.supports("stream") or not job.id:
+            return
+        res = self._guarded(d.stream, job, self.run.config.job_timeout)
+        if res is None:
+            return
+        ans, snaps = res
+        self.m.emit(Event("stream", job=job, answer=ans, data={"snaps": snaps}))
+
+    def finish(self, job: Job) -> None:
+        """Drive a job to its end: poll to terminal, fetch its output, download and judge its assets."""
+        if job.deleted or not job.submit.ok or not job.id:
+            return
+        d = job.driver
+        deadline = time.monotonic() + self.run.config.job_timeout
+        while d.supports("poll") and not job.terminal and time.monotonic() < deadline:
+            snap = self._guarded(d.poll, job)
+            if snap is None:
+                return
+            self.m.observe(job, snap)
+            if snap.http_status >= 400 and snap.http_status not in (429, 503):
+                return
+        if not job.terminal:
+            self.m.emit(Event("timeout", job=job))
+            return
+        if d.supports("poll"):  # one more read: a terminal status must stay as it is
+            snap = self._guarded(d.poll, job)
+            if snap is not None:
+                self.m.observe(job, snap)
+        if d.supports("result") and job.final in ("completed", "failed"):
+            res = self._guarded(d.result, job)
+            if res is not None:
+                job.result = res
+        if job.final == "completed" and job.result is not None and job.result.answer.ok:
+            for asset in job.result.assets:
+                dl = d.download(asset)
+                job.downloads.append(dl)
+                self.m.emit(Event("download", job=job, download=dl))
+        self.m.emit(Event("final", job=job))
+
+
+# ------------------------------------------------------------------------------------------- machine
+
+
+def make_machine(run: ProviderRun):
+    """A RuleBasedStateMachine class bound to one provider run (see module docstring)."""
+    from hypothesis import strategies as st
+    from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, multiple, precondition, rule
+
+    drivers = run.drivers
+    creators = [d for d in drivers if d.supports("submit")]
+    from .fixtures import generate_ops
+
+    generators = [d for d in creators if generate_ops(d)]
+    remixers = [(d, op) for d in creators for op in d.creators("remix")]
+    pollers = [d for d in drivers if d.supports("poll")]
+    unknown_roles = [(d, role) for d in drivers for role in ("retrieve", "status", "result", "cancel", "delete",
+                                                             "content") if d.ops.get(role)]
+    listers = [d for d in drivers if d.supports("list")]
+    sizes = [None, "1280x720", "720x1280"]
+    seconds_choices = [None, 4, 8]
+
+    class Machine(RuleBasedStateMachine):
+        jobs = Bundle("jobs")
+
+        def __init__(self):
+            super().__init__()
+            self.monitor = Monitor(run)
+            self.life = Lifecycle(run, self.monitor, random.Random(sub_seed(run.config.seed, run.id, id(self))))
+
+        @initialize(target=jobs)
+        def start(self):
+            out = []
+            if generators:
+                job = self.life.submit(generators[0], False, None, None)
+                if job is not None:
+                    out.append(job)
+            return multiple(*out)
+
+        @precondition(lambda self: bool(generators) and not self.life.stopped)
+        @rule(target=jobs, which=st.integers(0, 7), fail=st.sampled_from([False, False, False, False, True]),
+              seconds=st.sampled_from(seconds_choices), size=st.sampled_from(sizes))
+        def submit(self, which, fail, seconds, size):
+            job = self.life.submit(generators[which % len(generators)], fail, seconds, size)
+            return multiple(job) if job is not None else multiple()
+
+        @precondition(lambda self: bool(remixers) and not self.life.stopped)
+        @rule(target=jobs, source=jobs, which=st.integers(0, 7), seconds=st.sampled_from([None, 4]))
+        def remix_job(self, source, which, seconds):
+            d, op = remixers[which % len(remixers)]
+            job = self.life.remix(source, d, op, seconds)
+            return multiple(job) if job is not None else multiple()
+
+        @precondition(lambda self: bool(remixers) and bool(run.pool and run.pool.sources) and not self.life.stopped)
+        @rule(target=jobs, which=st.integers(0, 7), pick=st.integers(0, 7))
+        def remix_pool_source(self, which, pick):
+            d, op = remixers[which % len(remixers)]
+            src = run.pool.sources[pick % len(run.pool.sources)]
+            job = self.life.remix(src, d, op, None)
+            return multiple(job) if job is not None else multiple()
+
+        @precondition(lambda self: bool(pollers))
+        @rule(job=jobs)
+        def poll(self, job):
+            self.life.poll(job)
+
+        @rule(job=jobs)
+        def cancel(self, job):
+            self.life.cancel(job)
+
+        @rule(job=jobs)
+        def early_result(self, job):
+            self.life.early_result(job)
+
+        @precondition(lambda self: bool(unknown_roles))
+        @rule(which=st.integers(0, 20))
+        def poll_unknown(self, which):
+            d, role = unknown_roles[which % len(unknown_roles)]
+            self.life.unknown(d, role)
+
+        @rule(job=jobs)
+        def delete(self, job):
+            self.life.delete(job)
+
+        @precondition(lambda self: bool(listers))
+        @rule(which=st.integers(0, 7), limit=st.integers(1, 4))
+        def list_some(self, which, limit):
+            self.life.list(listers[which % len(listers)], limit, complete=False)
+
+        @rule(job=jobs)
+        def stream(self, job):
+            if job.driver.supports("stream") and not job.terminal:
+                self.life.stream(job)
+
+        @rule(ms=st.integers(0, 80))
+        def wait(self, ms):
+            time.sleep(ms / 1000.0)
+
+        def teardown(self):
+            for job in list(self.monitor.jobs):
+                self.life.finish(job)
+            for d in listers:
+                self.life.list(d, 100, complete=True)
+            self.monitor.flush_hints()
+            if self.life.stopped:
+                run.results.note(run.id, f"lifecycle: stopped submitting ({self.life.stopped})")
+
+    Machine.__name__ = f"Lifecycle_{run.id}"
+    return Machine
+
+
+def run_lifecycle(run: ProviderRun) -> None:
+    """Run the lifecycle state machine of one provider (``lifecycle_runs`` runs of ``lifecycle_steps`` steps)."""
+    wanted = [c for c in run.results.checks if c.category == "lifecycle"]
+    if not wanted:
+        return
+    creators = [d for d in run.drivers if d.supports("submit")]
+    if not creators:
+        run.results.skip_all(run.id, "no host of this provider has a URL", "lifecycle")
+        return
+    ok, why = run.can_spend()
+    if not ok:
+        run.results.skip_all(run.id, f"lifecycle checks create jobs: {why}", "lifecycle")
+        return
+    from hypothesis import HealthCheck, Phase, settings
+    from hypothesis import seed as hseed
+    from hypothesis.stateful import run_state_machine_as_test
+
+    machine = make_machine(run)
+    hseed(sub_seed(run.config.seed, run.id, "lifecycle"))(machine)
+    run_state_machine_as_test(machine, settings=settings(
+        max_examples=run.config.lifecycle_runs, stateful_step_count=run.config.lifecycle_steps, deadline=None,
+        database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck)))
+    for c in wanted:
+        run.skip(c.name, _NOT_EXERCISED.get(c.name, "not exercised by this provider's protocol"))
+
+
+_NOT_EXERCISED = {
+    "progress_valid": "the provider reports no progress",
+    "progress_monotonic": "the provider reports no progress",
+    "progress_complete": "the provider reports no progress",
+    "queue_position_monotonic": "the provider reports no queue position",
+    "cancel_semantics": "the contract has no cancel operation",
+    "list_pagination": "the contract has no list operation",
+    "deleted_is_gone": "the contract has no delete operation",
+    "stream_consistent": "the contract has no status stream",
+    "early_result_rejected": "the output comes with the job (no separate result request)",
+    "poll_hints": "the provider sent no poll hint",
+    "failed_has_error": "no job failed (failures are forced only on the mock)",
+    "remix_lineage": "no remix operation",
+    "generate_has_no_lineage": "the job object has no lineage field",
+    "timestamps_ordered": "the job object has no timestamps",
+}
+
+__all__ = ["Event", "Lifecycle", "Monitor", "make_machine", "run_lifecycle", "RANK", "TERMINAL"]

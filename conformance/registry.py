@@ -1,0 +1,119 @@
+"""The check registry: every conformance check is a named entry, selectable with ``--check NAME``.
+
+Modelled on Schemathesis' registry of named checks (``not_a_server_error``, ``response_schema_conformance``,
+...; see /work/shared/DESIGN.md "Checks as a registry"): a report names the check that failed, a user can run
+one check, and adding a check is adding a function.
+
+Three categories:
+
+- ``contract``: per-operation checks on requests generated from the contract by schemathesis/hypothesis
+  (schemathesis' own built-in checks are registered here under their schemathesis names);
+- ``lifecycle``: properties of the job lifecycle observed through a family driver
+  (:mod:`conformance.lifecycle`);
+- ``document``: checks of the vendored contract documents themselves (:mod:`conformance.document`).
+
+Each check is registered by the module that implements it, at import time; :func:`all_checks` imports
+those modules so the registry is complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+CATEGORIES = ("contract", "lifecycle", "document")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named check.
+
+    Attributes:
+        name: unique snake_case name (the ``--check`` value and the report's row label).
+        category: ``contract`` | ``lifecycle`` | ``document``.
+        description: one sentence saying what the check asserts.
+        fn: the implementation; its signature depends on the category (see the implementing module).
+        origin: ``"schemathesis"`` for schemathesis built-ins, else ``"conformance"``.
+        needs_spend: True when the check can only run by calling operations that cost money
+            (``x-billable: true``) on a target that is not the mock.
+        events: for lifecycle checks, the event kinds the function receives (see lifecycle.py).
+    """
+
+    name: str
+    category: str
+    description: str
+    fn: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    origin: str = "conformance"
+    needs_spend: bool = False
+    events: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, Check] = {}
+
+
+class UnknownCheckError(ValueError):
+    """``--check`` named no registered check or category. ``str(err)`` is one clear line."""
+
+
+def register(check: Check) -> Check:
+    """Add ``check`` to the registry. Raises ValueError on a duplicate name or a bad category."""
+    if check.category not in CATEGORIES:
+        raise ValueError(f"check {check.name}: category must be one of {CATEGORIES}")
+    if check.name in _REGISTRY and _REGISTRY[check.name] is not check:
+        raise ValueError(f"check {check.name!r} is registered twice")
+    _REGISTRY[check.name] = check
+    return check
+
+
+def check(name: str, category: str, description: str, *, needs_spend: bool = False,
+          events: Iterable[str] = (), origin: str = "conformance") -> Callable:
+    """Decorator form of :func:`register`: ``@check("progress_monotonic", "lifecycle", "...")``."""
+
+    def deco(fn: Callable) -> Callable:
+        register(Check(name, category, description, fn, origin=origin, needs_spend=needs_spend,
+                       events=tuple(events)))
+        return fn
+
+    return deco
+
+
+def _load() -> None:
+    # Importing the implementing modules registers their checks.
+    from . import contract_checks, document, lifecycle  # noqa: F401
+
+
+def all_checks() -> list[Check]:
+    """Every registered check, in registration order (contract, lifecycle, document)."""
+    _load()
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    return sorted(_REGISTRY.values(), key=lambda c: order[c.category])
+
+
+def get(name: str) -> Check:
+    """The check called ``name``. Raises :class:`UnknownCheckError`."""
+    _load()
+    if name not in _REGISTRY:
+        raise UnknownCheckError(f"unknown check {name!r} (see `conformance checks` for the list)")
+    return _REGISTRY[name]
+
+
+def select(names: Iterable[str] | None) -> list[Check]:
+    """Resolve ``--check`` values: check names and/or category names. None or empty selects every check.
+
+    Raises:
+        UnknownCheckError: a value is neither a check nor a category.
+    """
+    checks = all_checks()
+    names = [n for n in (names or []) if n]
+    if not names:
+        return checks
+    wanted: set[str] = set()
+    for n in names:
+        if n in CATEGORIES:
+            wanted.update(c.name for c in checks if c.category == n)
+        elif n in _REGISTRY:
+            wanted.add(n)
+        else:
+            raise UnknownCheckError(f"unknown check {n!r} (see `conformance checks` for the list)")
+    return [c for c in checks if c.name in wanted]

@@ -321,3 +321,14 @@ def test_fal_run_stops_waiting_when_the_client_goes_away(fresh):
     while _open_handlers(fresh) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _open_handlers(fresh) == 0
+
+
+def test_seeded_source_is_remixable_by_its_id(http, fresh):
+    """A video seeded through the admin API has no request id, so its id (or video_<hex>) names it."""
+    seeded = fresh.seed_video("fal", seconds=4, size="720x1280")
+    url = fresh.base_url("fal", "queue") + f"/{REMIX}"
+    by_id = http.post(url, json={"video_id": seeded["id"], "prompt": "a"})
+    by_video_id = http.post(url, json={"video_id": "video_" + seeded["id"].replace("-", ""), "prompt": "b"})
+    assert by_id.status_code == 200 and by_video_id.status_code == 200
+    jobs = [fresh.admin("GET", f"jobs/fal/{r.json()['request_id']}") for r in (by_id, by_video_id)]
+    assert [j["source_id"] for j in jobs] == [seeded["id"], seeded["id"]]

@@ -28,7 +28,9 @@ Every provider difference is data in ``provider.yaml`` ``mock:`` (templates, see
                 operation's ``callbacks`` expression, e.g. ``{$request.query.fal_webhook}``).
 ``output_id``   ``{prefix}``: the id a later remix names (fal's output ``video_id``) is ``prefix`` + the job
                 id without dashes, so it differs from the ``request_id`` as on fal (specs/fal provider.yaml
-                ``ids.note``); without it the remix source is the job id itself (sunra, onerouter).
+                ``ids.note``) and a remix naming a request id is answered like an unknown video; a video
+                seeded through the admin API (no request id) is also accepted under its own id. Without
+                ``output_id`` the remix source is the job id itself (sunra, onerouter).
 ``cancelled_message`` message of the error answered for the result of a cancelled job.
 
 Template variables (a string that is exactly ``$name`` is replaced, keeping the value's JSON type):
@@ -58,6 +60,8 @@ _VAR = re.compile(r"^\$([a-z_]+)$")
 _TRUE = {"1", "true"}
 _FALSE = {"0", "false"}
 
+#: Job param set on jobs created by a submit or a run (their request id is known to the client).
+REQUEST_MARK = "_request"
 #: Seconds of real time an SSE status stream stays open at most (a manual clock may never move).
 STREAM_MAX_SECONDS = 300.0
 #: Real seconds between two reads of a job's computed state while streaming.
@@ -146,7 +150,16 @@ class QueueOutputs(Family):
             job = self.find(cid)
             if job is not None and self.output_id(job) == value:
                 return job
+        job = self.find(value)
+        if job is not None and not job.params.get(REQUEST_MARK):
+            return job  # seeded through the admin API: it has no request id, so its id names the video
         return None
+
+    def create_job(self, ctx, body: Any, kind: str | None = None, source: eng.Job | None = None) -> eng.Job:
+        """:meth:`Family.create_job`, marking the job as one a client knows by its request id."""
+        job = super().create_job(ctx, body, kind=kind, source=source)
+        job.params[REQUEST_MARK] = True
+        return job
 
     def source_id_of(self, ctx, body: Any) -> str | None:
         raw = super().source_id_of(ctx, body)

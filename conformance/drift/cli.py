@@ -198,6 +198,16 @@ def _spend_guard(contract: specs.Contract, hosts: dict[str, str], free_hosts: se
         return None
 
 
+def _check_reachable(url: str, verify: bool | str) -> None:
+    import httpx
+
+    try:
+        with httpx.Client(verify=verify, timeout=5, trust_env=False) as c:
+            c.get(url)
+    except httpx.HTTPError as exc:
+        raise UsageError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
+
+
 def record(contract: specs.Contract, args: argparse.Namespace, output: Path | None) -> tuple[Cassette, list[str]]:
     """Run the flow for ``args`` and return ``(cassette, flow errors)``; writes the cassette to ``output``.
 
@@ -214,6 +224,9 @@ def record(contract: specs.Contract, args: argparse.Namespace, output: Path | No
     options = _options(args)
     key = _api_key(contract, args, hosts)
     free_hosts = {h for h, u in hosts.items() if is_free_host(u, options.verify)}
+    for h, url in hosts.items():
+        if is_local(url) and h not in free_hosts:
+            _check_reachable(url, options.verify)
     guard = _spend_guard(contract, hosts, free_hosts, options)
     rec = Recorder(provider=contract.id, hosts=hosts, secrets=[key], store_binary=args.store_binary, guard=guard)
     try:

@@ -54,6 +54,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .. import engine as eng
+from ..app import stamp_request_id
 from .base import Family
 
 _VAR = re.compile(r"^\$([a-z_]+)$")
@@ -379,8 +380,7 @@ class QueueFamily(QueueOutputs):
             return self._missing(ctx, rid)
         logs = self._wants_logs(ctx, job)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        for name in _id_headers(ctx.op):
-            resp.headers[name] = f"req_{uuid.uuid4().hex}"
+        stamp_request_id(resp, ctx.op)  # before the headers are sent
         await resp.prepare(ctx.request)
         deadline = time.monotonic() + float(self.mock.get("stream_max_seconds", STREAM_MAX_SECONDS))
         last = None
@@ -433,12 +433,3 @@ class QueueFamily(QueueOutputs):
                            message=f"request {rid!r} is already {self.contract.status_value(st.status)} and "
                                    "can no longer be cancelled", param="request_id")
 
-
-def _id_headers(op) -> list[str]:
-    """Request-id response headers the operation declares (``x-fal-request-id``, ``x-request-id``)."""
-    names = set()
-    for resp in (op.definition.get("responses") or {}).values():
-        for h in (resp.get("headers") or {}) if isinstance(resp, dict) else {}:
-            if h.lower().endswith("request-id"):
-                names.add(h.lower())
-    return sorted(names) or ["x-request-id"]

@@ -59,6 +59,7 @@ class Recorder:
         self.store_binary = store_binary
         self.max_blob_bytes = max_blob_bytes
         self._t0 = time.monotonic()
+        self._wall0 = time.time()
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -130,6 +131,42 @@ class Recorder:
                                 label=label, expect=expect, host=self.host_of(str(request.url)), error=err)
             self.cassette.interactions.append(inter)
             self.cassette.meta["redactions"] = self.redactor.count
+        return inter
+
+
+    def record_exchange(self, ex: Any, label: str | None = None, expect: str | None = None) -> Interaction:
+        """Record an exchange of the conformance suite's HTTP client (``conformance.http.Exchange``: method,
+        url, request_headers, request_body, status, response_headers, response_body, elapsed, started,
+        error), so ``client.hooks.append(recorder.record_exchange)`` records what its family drivers send.
+
+        That client keeps at most its ``BODY_KEEP_BYTES`` of a response body: a cut binary body is
+        summarised with the length from ``Content-Length`` and ``"truncated": true`` (its sha256 covers the
+        kept bytes only).
+        """
+        r = self.redactor
+        req_headers = dict(ex.request_headers or {})
+        enc, body = encode_body(ex.request_body or b"", req_headers.get("Content-Type") or
+                                req_headers.get("content-type"), r)
+        req = {"method": ex.method, "url": r.url(ex.url), "headers": r.headers(req_headers.items()),
+               "body_encoding": enc, "body": body}
+        resp = None
+        if ex.status is not None:
+            rh = dict(ex.response_headers or {})
+            renc, rbody = encode_body(ex.response_body or b"", rh.get("content-type"), r)
+            declared = rh.get("content-length")
+            if renc == "binary" and declared and declared.isdigit() and int(declared) > len(ex.response_body):
+                rbody["length"] = int(declared)
+                rbody["truncated"] = True
+            resp = {"status": ex.status, "headers": r.headers(rh.items()), "body_encoding": renc, "body": rbody}
+        step_label, step_expect = getattr(self._local, "step", None) or (None, None)
+        with self._lock:
+            inter = Interaction(seq=len(self.cassette.interactions), request=req, response=resp,
+                                started=round(max(0.0, float(ex.started or 0) - self._wall0), 4),
+                                duration_ms=round(float(ex.elapsed or 0) * 1000, 3), label=label or step_label,
+                                expect=expect or step_expect, host=self.host_of(ex.url),
+                                error=None if ex.error is None else r.text(str(ex.error)))
+            self.cassette.interactions.append(inter)
+            self.cassette.meta["redactions"] = r.count
         return inter
 
 

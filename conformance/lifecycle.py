@@ -64,6 +64,8 @@ def job_accepted(run: ProviderRun, ev: Event) -> None:
         return
     if job.kind == "remix" and ev.data.get("expect") != "accept":
         return  # judged by remix_lineage
+    if job.expect_failure and 400 <= job.submit.status < 500 and job.driver.family == "sync":
+        return  # a forced failure of a synchronous call is the answer itself (failed_has_error)
     run.expect("job_accepted", job.submit.ok, f"a valid {job.kind} request was answered {job.submit.status}",
                exchange=job.submit.exchange, operation=job.request.op.operation_id)
 
@@ -326,7 +328,8 @@ def video_matches_request(run: ProviderRun, ev: Event) -> None:
        "a job the mock was told to fail (X-Mock-Fault) ends failed.", events=("final",), needs_spend=True)
 def failed_has_error(run: ProviderRun, ev: Event) -> None:
     job = ev.job
-    if job.expect_failure and job.final is not None and job.final != "failed":
+    cancelled = any(a.ok for a, _ in job.cancels)
+    if job.expect_failure and job.final is not None and job.final != "failed" and not cancelled:
         run.fail("failed_has_error", f"a job submitted with a generation-failure fault ended {job.final}",
                  exchange=job.last.exchange if job.last else None, operation=job.label())
         return
@@ -350,7 +353,14 @@ def failed_has_error(run: ProviderRun, ev: Event) -> None:
         return
     if res is not None and res.answer.status >= 400 and res.answer.body is not None:
         evidence.append("result answer")
-    if job.driver.family == "sync" and job.submit.status >= 400 and job.submit.body is not None:
+    if job.driver.family == "sync" and job.submit.status >= 400:
+        ptr = sch.response_schema(run.contract, job.request.op, job.submit.status)
+        errs = sch.errors(run.contract.openapi, ptr, job.submit.body) if ptr else ["no schema declared"]
+        if job.submit.body is None or errs:
+            run.fail("failed_has_error", f"the {job.submit.status} answer of a failed job is not the declared "
+                     f"error: {errs[0] if errs else 'no JSON body'}", exchange=job.submit.exchange,
+                     operation=job.label())
+            return
         evidence.append("answer")
     run.expect("failed_has_error", bool(evidence), "a failed job carries no error (neither in its status body "
                "nor as an error answer of its result)", exchange=last.exchange if last else None,
@@ -440,6 +450,8 @@ def remix_lineage(run: ProviderRun, ev: Event) -> None:
         return
     expect = ev.data.get("expect")
     ans = job.submit
+    if job.expect_failure and not ans.ok and 400 <= ans.status < 500:
+        return  # a forced failure surfaced in the answer itself (synchronous family): judged by failed_has_error
     if ans.status >= 500:
         run.fail("remix_lineage", f"remix answered {ans.status}", exchange=ans.exchange, operation=job.label())
         return
@@ -730,7 +742,7 @@ class Lifecycle:
                 job.result = res
         return job.source_id or job.id
 
-    def remix(self, source: Job | str, driver: Driver, op, seconds: int | None) -> Job | None:
+    def remix(self, source: Job | str, driver: Driver, op, seconds: int | None, fail: bool = False) -> Job | None:
         if self.stopped:
             return None
         ok, why = self.run.can_spend(seconds or 4)
@@ -747,7 +759,8 @@ class Lifecycle:
         except BodyError as exc:
             self.run.fail("job_accepted", str(exc), operation=op.operation_id)
             return None
-        job = self._guarded(driver.submit, req, source=source if isinstance(source, Job) else None)
+        job = self._guarded(driver.submit, req, fail=fail and self.run.target.free,
+                            source=source if isinstance(source, Job) else None)
         if job is None:
             return None
         expect = None
@@ -872,9 +885,12 @@ class Lifecycle:
 
     def finish(self, job: Job) -> None:
         """Drive a job to its end: poll to terminal, fetch its output, download and judge its assets."""
+        d = job.driver
+        if d.family == "sync" and job.expect_failure and not job.submit.ok:
+            self.m.emit(Event("final", job=job))  # the forced failure is the answer itself
+            return
         if job.deleted or not job.submit.ok or not job.id:
             return
-        d = job.driver
         deadline = time.monotonic() + self.run.config.job_timeout
         while d.supports("poll") and not job.terminal and time.monotonic() < deadline:
             snap = self._guarded(d.poll, job)
@@ -896,7 +912,9 @@ class Lifecycle:
                 job.result = res
         if job.final == "completed" and job.result is not None and job.result.answer.ok:
             for asset in job.result.assets:
-                dl = d.download(asset)
+                dl = job.result.prefetched.get(asset.url)
+                if dl is None or dl.asset.name != asset.name:
+                    dl = d.download(asset)
                 job.downloads.append(dl)
                 self.m.emit(Event("download", job=job, download=dl))
         self.m.emit(Event("final", job=job))
@@ -931,13 +949,46 @@ def make_machine(run: ProviderRun):
             self.monitor = Monitor(run)
             self.life = Lifecycle(run, self.monitor, random.Random(sub_seed(run.config.seed, run.id, id(self))))
 
-        @initialize(target=jobs)
-        def start(self):
+        @initialize(target=jobs, pick=st.integers(0, 7))
+        def start(self, pick):
+            """A fixed opening so every property is exercised in every run; random rules follow."""
             out = []
-            if generators:
-                job = self.life.submit(generators[0], False, None, None)
+            first = None
+            for i, d in enumerate(generators):
+                job = self.life.submit(d, False, None, None)
                 if job is not None:
                     out.append(job)
+                    first = first or job
+                if i == 0 and run.target.free:
+                    # one job forced to fail (X-Mock-Fault), so failure checks run every time on the mock
+                    failing = self.life.submit(d, True, None, None)
+                    if failing is not None:
+                        out.append(failing)
+            if first is not None:
+                # while the first job is young: its output asked too early, a remix of it, and a cancel
+                self.life.early_result(first)
+                if remixers:
+                    d, op = remixers[pick % len(remixers)]
+                    young = self.life.remix(first, d, op, None)
+                    if young is not None:
+                        out.append(young)
+                if any(g.supports("cancel") for g in generators):
+                    g = next(g for g in generators if g.supports("cancel"))
+                    victim = self.life.submit(g, False, None, None)
+                    if victim is not None:
+                        self.life.cancel(victim)
+                        out.append(victim)
+            if remixers and run.pool and run.pool.sources:
+                # a remix of a completed source (and, on a remix-only provider, one forced to fail)
+                d, op = remixers[(pick + 1) % len(remixers)]
+                src = run.pool.sources[pick % len(run.pool.sources)]
+                ok = self.life.remix(src, d, op, None)
+                if ok is not None:
+                    out.append(ok)
+                if not generators and run.target.free:
+                    failing = self.life.remix(src, d, op, None, fail=True)
+                    if failing is not None:
+                        out.append(failing)
             return multiple(*out)
 
         @precondition(lambda self: bool(generators) and not self.life.stopped)
@@ -992,7 +1043,7 @@ def make_machine(run: ProviderRun):
 
         @rule(job=jobs)
         def stream(self, job):
-            if job.driver.supports("stream") and not job.terminal:
+            if job.driver.supports("stream"):
                 self.life.stream(job)
 
         @rule(ms=st.integers(0, 80))
@@ -1008,7 +1059,7 @@ def make_machine(run: ProviderRun):
             if self.life.stopped:
                 run.results.note(run.id, f"lifecycle: stopped submitting ({self.life.stopped})")
 
-    Machine.__name__ = f"Lifecycle_{run.id}"
+    Machine.__name__ = Machine.__qualname__ = f"Lifecycle_{run.id}"
     return Machine
 
 
@@ -1035,24 +1086,53 @@ def run_lifecycle(run: ProviderRun) -> None:
         max_examples=run.config.lifecycle_runs, stateful_step_count=run.config.lifecycle_steps, deadline=None,
         database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck)))
     for c in wanted:
-        run.skip(c.name, _NOT_EXERCISED.get(c.name, "not exercised by this provider's protocol"))
+        run.skip(c.name, skip_reason(run, c.name))
 
 
-_NOT_EXERCISED = {
-    "progress_valid": "the provider reports no progress",
-    "progress_monotonic": "the provider reports no progress",
-    "progress_complete": "the provider reports no progress",
-    "queue_position_monotonic": "the provider reports no queue position",
-    "cancel_semantics": "the contract has no cancel operation",
-    "list_pagination": "the contract has no list operation",
-    "deleted_is_gone": "the contract has no delete operation",
-    "stream_consistent": "the contract has no status stream",
-    "early_result_rejected": "the output comes with the job (no separate result request)",
-    "poll_hints": "the provider sent no poll hint",
-    "failed_has_error": "no job failed (failures are forced only on the mock)",
-    "remix_lineage": "no remix operation",
-    "generate_has_no_lineage": "the job object has no lineage field",
-    "timestamps_ordered": "the job object has no timestamps",
-}
+def _job_fields(run: ProviderRun) -> set[str]:
+    """Property names of the job objects the poll operations return (from the contract)."""
+    from specs.validate import resolve_pointer
+
+    out: set[str] = set()
+    for d in run.drivers:
+        for role in ("retrieve", "status"):
+            for op in d.ops.get(role, []):
+                ptr = sch.response_schema(run.contract, op, 200)
+                if ptr:
+                    out |= set(sch.properties(run.contract.openapi, resolve_pointer(run.contract.openapi, ptr)))
+    return out
+
+
+def skip_reason(run: ProviderRun, name: str) -> str:
+    """Why a lifecycle check did not evaluate for this provider: a property its contract does not have, or
+    a situation the run did not reach."""
+    roles = {r for d in run.drivers for r, ops in d.ops.items() if ops}
+    fields = _job_fields(run)
+    polls = any(d.supports("poll") for d in run.drivers)
+    if name in ("status_known", "status_monotonic", "terminal_is_final", "id_stable", "queue_position_monotonic",
+                "progress_valid", "progress_monotonic", "progress_complete", "timestamps_ordered") and not polls:
+        return "synchronous protocol: there is no job status to observe"
+    missing_field = {"progress_valid": "progress", "progress_monotonic": "progress", "progress_complete": "progress",
+                     "queue_position_monotonic": "queue_position"}
+    if name in missing_field and missing_field[name] not in fields:
+        return f"the contract's job object has no {missing_field[name]}"
+    if name == "timestamps_ordered" and not any(f.endswith("_at") or f == "created" for f in fields):
+        return "the contract's job object has no timestamps"
+    if name == "generate_has_no_lineage" and not any(f.startswith("remixed_from") for f in fields):
+        return "the contract's job object has no lineage field"
+    needs_role = {"cancel_semantics": "cancel", "list_pagination": "list", "deleted_is_gone": "delete",
+                  "stream_consistent": "status_stream"}
+    if name in needs_role and needs_role[name] not in roles:
+        return f"the contract has no {needs_role[name]} operation"
+    if name == "early_result_rejected" and not roles & {"result", "content"}:
+        return "the output comes with the job (no separate result request)"
+    if name == "poll_hints" and not any(d.poll_hint_headers for d in run.drivers):
+        return "the provider sent no poll hint (the contract declares none; Retry-After only comes with a 429/503)"
+    if name == "failed_has_error" and not run.target.free:
+        return "no job failed (failures can be forced only on the mock)"
+    if name == "remix_lineage" and not any(d.creators("remix") for d in run.drivers):
+        return "the contract has no remix operation"
+    return "not reached in this run (job states moved on too fast; try --lifecycle-runs or another --seed)"
+
 
 __all__ = ["Event", "Lifecycle", "Monitor", "make_machine", "run_lifecycle", "RANK", "TERMINAL"]

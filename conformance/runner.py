@@ -27,6 +27,31 @@ def _noop(provider: str, text: str) -> None:
     pass
 
 
+_AST_LOCK = threading.Lock()
+
+
+def serialize_ast_parse() -> None:
+    """Make ``ast.parse`` thread-safe (idempotent, process-wide).
+
+    hypothesis parses source code with ``ast.parse`` (lambda descriptions, test digests); on CPython 3.11
+    two threads doing so at once can fail with ``SystemError: AST constructor recursion depth mismatch``.
+    Providers run in threads, so every ``ast.parse`` is serialized behind one lock (parsing is short and
+    CPU-bound under the GIL anyway).
+    """
+    import ast
+
+    if getattr(ast.parse, "_conformance_locked", False):
+        return
+    original = ast.parse
+
+    def parse(*args: Any, **kwargs: Any):
+        with _AST_LOCK:
+            return original(*args, **kwargs)
+
+    parse._conformance_locked = True
+    ast.parse = parse
+
+
 def run_provider(run: ProviderRun, progress: Progress) -> None:
     """All selected checks of one provider, in order: document, fixtures, contract, lifecycle."""
     from .contract_checks import run_contract
@@ -65,6 +90,8 @@ def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, cl
         CLI treats as failures.
     """
     contracts = {pid: specs.load(pid) for pid in config.providers}
+    if parallel and len(config.providers) > 1:
+        serialize_ast_parse()
     guard = SpendGuard(target, contracts, allow_spend=config.allow_spend, max_spend_usd=config.max_spend_usd)
     client = Client(guard=guard, timeout=config.timeout, trust_env=not target.loopback,
                     pool=max(32, config.workers * len(config.providers)))

@@ -142,6 +142,7 @@ class Result:
     answer: Answer
     assets: list[Asset] = field(default_factory=list)
     declared: dict[str, Any] = field(default_factory=dict)  # {"width","height","seconds"} claimed by the provider
+    prefetched: dict[str, Download] = field(default_factory=dict)  # url -> download already made
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from ..bodies import Request
-from .base import MISSING, Answer, Asset, Driver, DriverError, Job, Result, Snapshot
+from .base import MISSING, Answer, Asset, Download, Driver, DriverError, Job, Result, Snapshot
 
 
 class VideoObjectDriver(Driver):
@@ -79,10 +79,18 @@ class VideoObjectDriver(Driver):
                               for a in self.assets_of(ans.body)]
             res.declared = self.declared_media(last, ans.body)
             return res
-        res = Result(answer=Answer(200, None, None))
+        # bytes: the video variant is fetched now (its answer is the result's answer: a failed or unfinished
+        # video must not be served); every variant is an asset, the fetched one is kept for the download
+        url, _ = self.content_url(job.id, "video")
+        resp = self.send("GET", url)
+        res = Result(answer=self.answer(resp))
+        if not res.answer.ok:
+            return res
         for name, ctype in (variants.items() if variants else [("video", types[0] if types else None)]):
-            url, _ = self.content_url(job.id, name)
-            res.assets.append(Asset(url=url, name=name, declared_type=ctype, auth=True))
+            vurl, _ = self.content_url(job.id, name)
+            res.assets.append(Asset(url=vurl, name=name, declared_type=ctype, auth=True))
+        res.prefetched[url] = Download(res.assets[0], resp.status_code, resp.headers.get("Content-Type"),
+                                       resp.content or b"", getattr(resp, "exchange", None))
         res.declared = self.declared_media(last)
         return res
 

@@ -8,6 +8,7 @@ the vendored contract exactly as it would match real traffic.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,10 +83,67 @@ def _describe_full(err: BaseException) -> tuple[str, str | None]:
         if isinstance(getattr(first, "instance", None), bytes | str) and len(first.instance) > 80:
             message = message.replace(repr(first.instance), repr(first.instance[:40]) + "...")
         return (f"{where}: {message}" if where else message), param
-    msg = str(err) or err.__class__.__name__
-    if err.__cause__ is not None and str(err.__cause__):
-        msg = f"{msg}: {err.__cause__}"
+    try:
+        msg = str(err) or err.__class__.__name__
+        if err.__cause__ is not None and str(err.__cause__):
+            msg = f"{msg}: {err.__cause__}"
+    except Exception:  # openapi-core renders an undecodable body with .decode("utf-8") in __str__
+        msg = _unreadable(err)
     return msg, param
+
+
+def _unreadable(exc: BaseException) -> str:
+    """Describe an error that cannot render itself (openapi-core's MediaTypeDeserializeError decodes the
+    raw body as UTF-8 in ``__str__``, so a body that is not UTF-8 would turn a client error into a mock
+    error)."""
+    node: BaseException | None = exc
+    while node is not None and getattr(node, "mimetype", None) is None:
+        node = node.__cause__
+    mimetype = getattr(node, "mimetype", None)
+    return f"the request body cannot be read as {mimetype}" if mimetype else type(exc).__name__
+
+
+def _deref(doc: dict, node: Any) -> Any:
+    for _ in range(20):
+        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/")):
+            return node
+        target: Any = doc
+        for token in node["$ref"][2:].split("/"):
+            target = target.get(token.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
+        node = target
+    return node
+
+
+def _declared_properties(doc: dict, schema: Any) -> set[str]:
+    """Property names a schema declares, including those of its allOf/oneOf/anyOf branches."""
+    schema = _deref(doc, schema)
+    if not isinstance(schema, dict):
+        return set()
+    names = set(schema.get("properties") or {})
+    for key in ("allOf", "oneOf", "anyOf"):
+        for branch in schema.get(key) or []:
+            names |= _declared_properties(doc, branch)
+    return names
+
+
+def _form_field_names(body: bytes, content_type: str) -> list[str]:
+    """Field names of a multipart/form-data or urlencoded body (empty when it cannot be parsed)."""
+    if content_type.lower().startswith("application/x-www-form-urlencoded"):
+        from urllib.parse import parse_qsl
+
+        return [k for k, _ in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)]
+    import email.parser
+    import email.policy
+
+    try:
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body)
+        if not msg.is_multipart():
+            return []
+        return [name for part in msg.iter_parts()
+                if (name := part.get_param("name", header="content-disposition"))]
+    except Exception:  # malformed bodies are openapi-core's to report
+        return []
 
 
 def _text_loads(value: bytes, **parameters: str) -> str:
@@ -94,9 +152,41 @@ def _text_loads(value: bytes, **parameters: str) -> str:
     return plain_loads(value, **parameters)
 
 
-#: Text media types openapi-core has no deserializer for: decoded to str so that a ``type: string`` schema
-#: (fal/sunra ``text/event-stream`` status streams) validates the text, not the raw bytes.
-_CONFIG = Config(extra_media_type_deserializers={"text/event-stream": _text_loads})
+#: An absolute URI (RFC 3986: scheme ":" then unreserved, reserved or percent-encoded characters).
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*")
+
+
+def _is_uri(value: Any) -> bool:
+    """``format: uri`` (jsonschema only checks it when the optional rfc3987 package is installed)."""
+    return not isinstance(value, str) or _URI.fullmatch(value) is not None
+
+
+#: Text media types openapi-core has no deserializer for are decoded to str, so that a ``type: string``
+#: schema (fal/sunra ``text/event-stream`` status streams) validates the text, not the raw bytes; and
+#: ``format: uri`` is checked (webhook URLs such as fal's ``fal_webhook``).
+_CONFIG = Config(extra_media_type_deserializers={"text/event-stream": _text_loads},
+                 extra_format_validators={"uri": _is_uri})
+
+
+def _with_form_text_encodings(document: dict) -> dict:
+    """Spell out the OAS default ``contentType: text/plain`` of multipart properties whose schema is an
+    untyped union of plain strings (openai's ``model``: ``anyOf`` of strings): openapi-core reads only a
+    top-level ``type`` and would otherwise validate such a part as raw bytes. Edits ``document`` in place."""
+    for item in (document.get("paths") or {}).values():
+        for op in item.values():
+            body = _deref(document, op.get("requestBody")) if isinstance(op, dict) else None
+            media = ((body or {}).get("content") or {}).get("multipart/form-data")
+            if not isinstance(media, dict):
+                continue
+            schema = _deref(document, media.get("schema") or {})
+            for name, prop in (schema.get("properties") or {}).items():
+                prop = _deref(document, prop)
+                branches = [_deref(document, b) for b in (prop.get("anyOf") or prop.get("oneOf") or [])]
+                if "type" in prop or not branches or name in (media.get("encoding") or {}):
+                    continue
+                if all(b.get("type") == "string" and b.get("format") != "binary" for b in branches):
+                    media.setdefault("encoding", {})[name] = {"contentType": "text/plain"}
+    return document
 
 
 class HostValidator:
@@ -113,7 +203,8 @@ class HostValidator:
         base = urlsplit(contract.host(host_id)["base_url"])
         self.host_url = f"{base.scheme}://{base.netloc}"
         self.base_path = base.path.rstrip("/")
-        self.openapi = OpenAPI.from_dict(contract.host_document(host_id), config=_CONFIG)
+        self.openapi = OpenAPI.from_dict(_with_form_text_encodings(contract.host_document(host_id)),
+                                         config=_CONFIG)
 
     def request_errors(self, method: str, path: str, query, headers, body: bytes | None,
                        content_type: str) -> list[tuple[str, str | None]]:
@@ -127,15 +218,58 @@ class HostValidator:
             SecurityValidationError,
         )
 
-        req = _Request(self.host_url, self.base_path + path, method, query, headers, body, content_type)
+        # openapi-core's path template parser strips a control character from a path parameter ("\t" -> ""):
+        # keep such characters percent-encoded, as they came on the wire.
+        wire_path = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"%{ord(m.group()):02X}", path)
+        req = _Request(self.host_url, self.base_path + wire_path, method, query, headers, body, content_type)
         out = []
-        for err in self.openapi.iter_request_errors(req):
-            if isinstance(err, SecurityValidationError):
+        try:
+            for err in self.openapi.iter_request_errors(req):
+                if isinstance(err, SecurityValidationError):
+                    continue
+                message, param = _describe(err)
+                if param is None and isinstance(err, RequestBodyValidationError):
+                    param = "body"  # the whole body is at fault (missing, not JSON, not an object)
+                out.append((message, param))
+        except Exception:  # openapi-core asserts on some malformed bodies (multipart without parts)
+            out.append((f"the request body cannot be read as {content_type.split(';')[0] or 'its type'}", "body"))
+        return out or self._strict_errors(method, path, query, body, content_type)
+
+    def _operation(self, method: str, path: str) -> dict | None:
+        """The operation definition (``$ref``-free where it matters) of ``method path``, or None."""
+        if not hasattr(self, "_ops"):
+            self._ops = [op for op in self.contract.operations() if op.host == self.host_id]
+        concrete = [op for op in self._ops if op.method == method.upper() and op.path == path]
+        matches = concrete or [op for op in self._ops if op.method == method.upper() and op.path_regex.match(path)]
+        return matches[0].definition if matches else None
+
+    def _strict_errors(self, method: str, path: str, query, body: bytes | None,
+                       content_type: str) -> list[tuple[str, str | None]]:
+        """What openapi-core lets through although the contract forbids it: a query parameter that is not
+        an array given several times, and form fields (multipart, urlencoded) a closed schema
+        (``additionalProperties: false``) does not declare (openapi-core drops them before validating)."""
+        op = self._operation(method, path)
+        if op is None:
+            return []
+        doc = self.contract.openapi
+        out: list[tuple[str, str | None]] = []
+        getall = getattr(query, "getall", None)
+        for p in op.get("parameters") or []:
+            p = _deref(doc, p)
+            if not isinstance(p, dict) or p.get("in") != "query" or getall is None:
                 continue
-            message, param = _describe(err)
-            if param is None and isinstance(err, RequestBodyValidationError):
-                param = "body"  # the whole body is at fault (missing, not JSON, not an object)
-            out.append((message, param))
+            if _deref(doc, p.get("schema") or {}).get("type") != "array" and len(getall(p["name"], [])) > 1:
+                out.append((f"query parameter {p['name']} must be given once", p["name"]))
+        media = content_type.split(";")[0].strip().lower()
+        if body and media in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            content = (_deref(doc, op.get("requestBody") or {}).get("content") or {}).get(media) or {}
+            schema = _deref(doc, content.get("schema") or {})
+            if schema.get("additionalProperties") is False:
+                declared = _declared_properties(doc, schema)
+                for name in _form_field_names(body, content_type):
+                    if name not in declared:
+                        out.append((f"unknown field {name!r} in the form body", name))
+                        break
         return out
 
     def response_errors(self, method: str, path: str, query, req_headers, status: int, body: bytes,

@@ -301,7 +301,7 @@ def make_handler(mount: HostMount, op: Operation):
                 message, param = errs[0]
                 return error_response(contract, "validation", message, param)
         if raw:
-            body = await _parse_body(request, raw)
+            body = await _parse_body(request, raw, _text_fields(mount.contract, op))
             if isinstance(body, ValueError):
                 return error_response(contract, "validation", str(body))
         ctx = Ctx(state=state, mount=mount, op=op, request=request, path_params=path_params, body=body,
@@ -342,7 +342,33 @@ def _declares(op: Operation, status: int) -> bool:
     return str(status) in (op.definition.get("responses") or {})
 
 
-async def _parse_body(request: web.Request, raw: bytes) -> Any:
+def _text_fields(contract: Contract, op: Operation) -> frozenset[str]:
+    """Multipart properties of ``op`` whose schema admits a plain (non-binary) string: their parts stay
+    text even when they look like JSON (a ``model`` or ``prompt`` of ``{...}`` is a string)."""
+    key = (op.provider, op.operation_id)
+    if key not in _TEXT_FIELDS:
+        doc = contract.openapi
+        body = _deref(doc, op.definition.get("requestBody") or {})
+        schema = _deref(doc, ((body.get("content") or {}).get("multipart/form-data") or {}).get("schema") or {})
+
+        def admits_text(node: Any, depth: int = 0) -> bool:
+            node = _deref(doc, node)
+            if not isinstance(node, dict) or depth > 5:
+                return False
+            types = node.get("type")
+            if types == "string" or (isinstance(types, list) and "string" in types):
+                return node.get("format") != "binary"
+            return any(admits_text(b, depth + 1) for b in (node.get("anyOf") or node.get("oneOf") or []))
+
+        _TEXT_FIELDS[key] = frozenset(name for name, prop in (schema.get("properties") or {}).items()
+                                      if admits_text(prop))
+    return _TEXT_FIELDS[key]
+
+
+_TEXT_FIELDS: dict[tuple[str, str], frozenset[str]] = {}
+
+
+async def _parse_body(request: web.Request, raw: bytes, text_fields: frozenset[str] = frozenset()) -> Any:
     ctype = request.content_type
     if ctype.endswith("json"):
         try:
@@ -350,7 +376,7 @@ async def _parse_body(request: web.Request, raw: bytes) -> Any:
         except ValueError as exc:
             return exc
     if ctype == "multipart/form-data":
-        return await _parse_multipart(request, raw)
+        return await _parse_multipart(request, raw, text_fields)
     if ctype == "application/x-www-form-urlencoded":
         from urllib.parse import parse_qsl
 
@@ -358,7 +384,8 @@ async def _parse_body(request: web.Request, raw: bytes) -> Any:
     return raw
 
 
-async def _parse_multipart(request: web.Request, raw: bytes) -> dict[str, Any] | ValueError:
+async def _parse_multipart(request: web.Request, raw: bytes,
+                           text_fields: frozenset[str] = frozenset()) -> dict[str, Any] | ValueError:
     """Parse a multipart body into ``{field: str | bytes}`` (files as bytes; JSON-looking text decoded)."""
     import email.parser
     import email.policy
@@ -381,7 +408,7 @@ async def _parse_multipart(request: web.Request, raw: bytes) -> dict[str, Any] |
             out[name] = bytes(data)
             continue
         text = data.decode("utf-8", "replace")
-        if text[:1] in "{[":
+        if text[:1] in "{[" and name not in text_fields:
             try:
                 out[name] = json.loads(text)
                 continue
@@ -428,7 +455,9 @@ def _fallback_handler(mounts: list[HostMount]):
                     m = op.path_regex.match(rel)
                     if m and op.method == request.method:
                         return await mount.handlers[op.operation_id].core(request, rel, m.groupdict())
-            allowed = sorted({op.method for op in mount.operations if op.path_regex.match(rel)})
+            matching = [op for op in mount.operations if op.path_regex.match(rel)]
+            concrete = [op for op in matching if op.path == rel]  # OpenAPI: a concrete path wins
+            allowed = sorted({op.method for op in (concrete or matching)})
             if allowed:
                 resp = error_response(mount.contract, "method_not_allowed",
                                       f"method {request.method} is not allowed on {rel}")
@@ -498,19 +527,25 @@ def build_app(config: MockConfig | None = None) -> web.Application:
                               validator=HostValidator(contract, host["id"]), operations=ops)
             mount.family = family_for(host["family"])(state, mount)
             state.mounts.append(mount)
-    # Register literal paths before templated ones so /videos/edits is not taken for /videos/{video_id}.
+    # Register literal paths before templated ones so /videos/edits is not taken for /videos/{video_id},
+    # and end each literal path with a catch-all: another method on it is 405 (OpenAPI matches concrete
+    # paths before templated ones), not an operation of the templated path.
+    fallback = _layered(_fallback_handler(state.mounts), journal_middleware)
     routes = [(m, op) for m in state.mounts for op in m.operations]
-    routes.sort(key=lambda r: (r[1].path.count("{"), -len(r[1].path)))
-    for mount, op in routes:
+    routes.sort(key=lambda r: (r[1].path.count("{"), -len(r[1].path), r[0].prefix + r[1].path))
+    for i, (mount, op) in enumerate(routes):
         handler = mount.handlers[op.operation_id] = make_handler(mount, op)
-        app.router.add_route(op.method, mount.prefix + op.path, _layered(handler, journal_middleware,
-                                                                          faults_middleware))
+        full = mount.prefix + op.path
+        app.router.add_route(op.method, full, _layered(handler, journal_middleware, faults_middleware))
+        last_of_path = i + 1 == len(routes) or routes[i + 1][0].prefix + routes[i + 1][1].path != full
+        if last_of_path and "{" not in op.path:
+            app.router.add_route("*", full, fallback)
     for mount in state.mounts:
         extra = getattr(mount.family, "extra_routes", None)
         if extra:
             for method, path, handler in extra():
                 app.router.add_route(method, mount.prefix + path, handler)
-    app.router.add_route("*", "/{__tail__:.*}", _layered(_fallback_handler(state.mounts), journal_middleware))
+    app.router.add_route("*", "/{__tail__:.*}", fallback)
     if config.replay:  # serve a recorded cassette before the live engine (mockserver/replay.py)
         from .replay import install
 

@@ -34,7 +34,7 @@ def asset_bytes(params: dict, variant: str) -> bytes:
     if variant == "thumbnail":
         return media.thumbnail_webp(width, height)
     if variant == "spritesheet":
-        return media.spritesheet_jpeg(width, height, max(1, seconds))
+        return media.spritesheet_jpeg(width, height, min(max(1, seconds), media.MAX_SPRITE_FRAMES))
     raise KeyError(variant)
 
 

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from .. import engine as eng
 from ..assets import VARIANTS, file_name
+from ..media import MAX_SECONDS
 
 DEFAULT_PARAMS = {
     "prompt": {"pointer": "/prompt"},
@@ -110,8 +111,11 @@ class Family:
                 out[name] = value
         try:
             out["seconds"] = int(out.get("seconds", 4))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             out["seconds"] = 4
+        # Contracts with an open duration (fal, sunra) admit 0, negative or huge values; the job still
+        # renders, clamped to what mockserver.media can encode (1..MAX_SECONDS).
+        out["seconds"] = max(1, min(out["seconds"], int(MAX_SECONDS)))
         return out
 
     def source_id_of(self, ctx, body: Any) -> str | None:

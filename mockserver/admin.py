@@ -32,6 +32,8 @@ from .faults import FaultError
 
 PREFIX = "/__mock"
 _SEED_SECONDS = (1, 60)
+_MAX_ADVANCE = 1e9  # virtual seconds per advance (~31 years); the clock must stay finite
+_DISTRIBUTIONS = (None, "fixed", "uniform", "lognormal")
 
 
 def _err(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -82,6 +84,8 @@ def _fault_spec_error(spec: Any) -> str | None:
     provider = spec.get("provider")
     if provider is not None and not isinstance(provider, str):
         return "fault option provider must be a string"
+    if spec.get("distribution") not in _DISTRIBUTIONS:
+        return "fault option distribution must be fixed, uniform or lognormal"
     return None
 
 
@@ -136,7 +140,7 @@ def setup(app: web.Application, state) -> None:
             return _err(400, "limit must be an integer >= 0")
         if status is not None and status not in eng.STATUS_ORDER:
             return _err(400, f"status must be one of {', '.join(eng.STATUS_ORDER)}")
-        if provider and provider not in state.contracts:
+        if provider is not None and provider not in state.contracts:
             return _err(404, f"unknown provider {provider!r}")
         out = []
         for pid in ([provider] if provider else list(state.contracts)):
@@ -165,7 +169,7 @@ def setup(app: web.Application, state) -> None:
         if not isinstance(body, dict):
             return _err(400, "body must be an object")
         pid = body.get("provider")
-        if not isinstance(pid, str) or pid not in state.contracts:
+        if not isinstance(pid, str):
             return _err(400, f"provider must be one of {', '.join(state.contracts)}")
         seconds = body.get("seconds", 4)
         size = body.get("size", "720x1280")
@@ -178,6 +182,8 @@ def setup(app: web.Application, state) -> None:
         for name in ("prompt", "model"):
             if body.get(name) is not None and not isinstance(body[name], str):
                 return _err(400, f"{name} must be a string")
+        if pid not in state.contracts:
+            return _err(404, f"provider {pid!r} is not served (served: {', '.join(state.contracts)})")
         meta = state.contracts[pid].provider
         vid = body.get("id")
         if vid is not None and (not isinstance(vid, str) or not vid):
@@ -201,11 +207,14 @@ def setup(app: web.Application, state) -> None:
         if err:
             return err
         seconds = body.get("seconds") if isinstance(body, dict) else None
-        if not _is_number(seconds) or seconds < 0:
-            return _err(400, "seconds must be a finite number >= 0")
+        if not _is_number(seconds) or not 0 <= seconds <= _MAX_ADVANCE:
+            return _err(400, f"seconds must be a number in 0..{_MAX_ADVANCE:g}")
         if not hasattr(state.clock, "advance"):
             return _err(409, "the clock is not manual (start with --clock manual)")
-        state.clock.advance(float(seconds))
+        try:
+            state.clock.advance(float(seconds))
+        except ValueError as exc:  # the virtual time would no longer be finite
+            return _err(400, str(exc))
         if state.webhooks._wake is not None:
             state.webhooks._wake.set()
         return await clock_get(request)
@@ -222,11 +231,13 @@ def setup(app: web.Application, state) -> None:
             problem = _fault_spec_error(spec)
             if problem:
                 return _err(400, problem)
+        for spec in specs_in:
+            if spec.get("provider") and spec["provider"] not in state.contracts:
+                return _err(404, f"provider {spec['provider']!r} is not served "
+                                 f"(served: {', '.join(state.contracts)})")
         added = []
         try:
             for spec in specs_in:
-                if spec.get("provider") and spec["provider"] not in state.contracts:
-                    raise FaultError(f"unknown provider {spec['provider']!r}")
                 added.append(state.faults.add(spec))
         except FaultError as exc:
             for rule in added:

@@ -155,7 +155,7 @@ def test_seed_video_creates_a_completed_job_in_the_provider_id_format(admin):
 
 
 @pytest.mark.parametrize("body", [
-    {}, {"provider": "nope"}, {"provider": ["openai"]}, {"provider": "openai", "seconds": 0},
+    {}, {"provider": ["openai"]}, {"provider": "openai", "seconds": 0},
     {"provider": "openai", "seconds": 61}, {"provider": "openai", "seconds": 4.5},
     {"provider": "openai", "seconds": "4"}, {"provider": "openai", "seconds": True},
     {"provider": "openai", "seconds": None}, {"provider": "openai", "size": "1280X720"},
@@ -166,6 +166,15 @@ def test_seed_video_creates_a_completed_job_in_the_provider_id_format(admin):
 def test_seed_video_rejects_bad_bodies(admin, body):
     r = admin.post("/__mock/videos", json=body)
     assert r.status_code == 400, r.text
+    assert admin.get("/__mock/jobs").json()["jobs"] == []
+
+
+@pytest.mark.parametrize("provider", ["nope", "", "fal"])
+def test_a_provider_that_is_not_served_is_404(admin, provider):
+    assert admin.post("/__mock/videos", json={"provider": provider}).status_code == 404
+    assert admin.post("/__mock/faults", json={"kind": "latency", "ms": 1, "provider": provider}).status_code \
+        == (404 if provider else 201)
+    admin.delete("/__mock/faults")
     assert admin.get("/__mock/jobs").json()["jobs"] == []
 
 
@@ -221,7 +230,7 @@ def test_manual_clock_drives_the_lifecycle(admin, provider):
 
 @pytest.mark.parametrize("body", ['{}', '{"seconds": -1}', '{"seconds": "5"}', '{"seconds": true}',
                                   '{"seconds": null}', '{"seconds": 1e400}', '{"seconds": 1' + '0' * 400 + '}',
-                                  '[5]', '5', ''])
+                                  '{"seconds": 1.6e308}', '{"seconds": 1000000001}', '[5]', '5', ''])
 def test_clock_advance_rejects_bad_values(admin, body):
     before = admin.get("/__mock/clock").json()["now"]
     r = admin.post("/__mock/clock/advance", content=body, headers={"Content-Type": "application/json"})
@@ -269,7 +278,7 @@ def test_faults_add_list_fire_delete_clear(admin, provider):
     {}, {"kind": "explode"}, {"kind": "rate_limit", "bogus": 1}, {"kind": "latency"},
     {"kind": "latency", "distribution": "uniform", "min_ms": 1}, {"kind": "rate_limit", "times": 0},
     {"kind": "rate_limit", "times": "3"}, {"kind": "rate_limit", "probability": True},
-    {"kind": "rate_limit", "probability": 2}, {"kind": "rate_limit", "provider": "nope"},
+    {"kind": "rate_limit", "probability": 2}, {"kind": "rate_limit", "distribution": "AAA"},
     {"kind": "rate_limit", "provider": ["openai"]}, {"kind": "generation_failure", "code": 5},
     "rate_limit", ["rate_limit"], [{"kind": "rate_limit"}, {"kind": "nope"}],
     '{"kind": "rate_limit", "times": 1e400}', '{"kind": "latency", "ms": 1' + '0' * 400 + '}',

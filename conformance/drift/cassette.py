@@ -60,6 +60,7 @@ def media_type(content_type: str | None) -> str:
 
 
 def is_json_type(ctype: str) -> bool:
+    """True for ``application/json`` and ``+json`` / ``/json`` media types."""
     mt = media_type(ctype)
     return mt == "application/json" or mt.endswith("+json") or mt.endswith("/json")
 
@@ -168,6 +169,7 @@ class Interaction:
 
     @classmethod
     def from_json(cls, data: Any, where: str = "interaction") -> Interaction:
+        """Parse one interaction of a cassette file. Raises :class:`CassetteError` naming ``where``."""
         if not isinstance(data, dict):
             raise CassetteError(f"{where}: not an object")
         req = data.get("request")

@@ -266,6 +266,7 @@ def _write_reports(report: Report, args: argparse.Namespace) -> None:
 
 # -- commands ------------------------------------------------------------------------------------------
 def cmd_record(args: argparse.Namespace) -> int:
+    """``record``: run the flow, write the cassette; 0 complete, 1 flow error (cassette kept)."""
     contract = _contract(args.provider)
     output = Path(args.output or f"{contract.id}.cassette.json")
     cassette, errors = record(contract, args, output)
@@ -277,6 +278,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
+    """``drift``: check cassettes (and/or a fresh recording) against the contract; 0/1 by ``--fail-on``."""
     if not args.cassettes and not args.base_url:
         raise UsageError("give cassette files, or --base-url to record and check in one go")
     cassettes: list[Cassette] = []
@@ -331,6 +333,7 @@ def _edited_contract(base: specs.Contract, ref: str) -> specs.Contract:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    """``diff``: compare two contracts; 0/1 by ``--fail-on``."""
     try:
         report = diff_contracts(args.old, args.new)
     except DiffError as exc:

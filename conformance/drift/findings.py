@@ -158,6 +158,7 @@ def render_text(report: Report) -> str:
 
 
 def render_json(report: Report) -> str:
+    """The report as indented JSON (``Report.to_json``)."""
     return json.dumps(report.to_json(), indent=2, ensure_ascii=False, default=str) + "\n"
 
 

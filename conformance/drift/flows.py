@@ -374,12 +374,14 @@ class FlowRunner:
         return resp
 
     def url_for(self, op: Operation, value: str = "") -> str:
+        """Absolute URL of ``op`` on its host, every path parameter set to ``value``."""
         path = op.path
         for name in op.path_regex.groupindex:
             path = path.replace("{" + name + "}", value)
         return self.hosts[op.host] + path
 
     def op(self, host: str, role: str, kind: str | None = None) -> Operation | None:
+        """The first operation of ``role`` on ``host`` (serving ``kind``); billable ones are skipped with ``free_only``."""
         for o in self.contract.operations_by_role(role, host):
             if o.billable and self.options.free_only:
                 continue
@@ -404,6 +406,7 @@ class FlowRunner:
         return self._json(resp)
 
     def terminal(self, status: Any) -> bool:
+        """True when a provider status value maps onto a terminal neutral state (provider.yaml statuses)."""
         if not isinstance(status, str):
             return False
         return any(n in ("completed", "failed", "cancelled") for n in self.contract.neutral_states(status))
@@ -442,6 +445,7 @@ class FlowRunner:
             self.call(label, "success", "GET", url)
 
     def probes(self, host: str, op: Operation | None, method: str = "GET") -> None:
+        """The free error probes: an unknown id, and the same request without credentials."""
         if op is None or not self.options.probes:
             return
         self.call("probe-unknown-id", "error", method, self.url_for(op, UNKNOWN_ID))
@@ -487,6 +491,7 @@ class FlowRunner:
                          ctype=ctype)
 
     def flow_video_object(self, host: str) -> None:
+        """create -> poll -> content -> remix/edit -> poll -> list -> probes -> delete."""
         create, retrieve = self.op(host, "create"), self.op(host, "retrieve")
         content, remix = self.op(host, "content"), self.op(host, "remix") or self.op(host, "edit")
         source = self.options.source_id
@@ -566,6 +571,7 @@ class FlowRunner:
         return None
 
     def flow_queue(self, host: str) -> None:
+        """submit -> poll status_url -> result -> download -> remix submit -> poll -> result -> cancel -> probes."""
         gen, rem = self.op(host, "submit", "generate"), self.op(host, "submit", "remix")
         status_op = self.op(host, "status")
         source = self.options.source_id
@@ -593,6 +599,7 @@ class FlowRunner:
         self.probes(host, status_op)
 
     def flow_job(self, host: str) -> None:
+        """submit -> poll -> download -> remix submit -> poll -> cancel of a finished job -> probes."""
         gen, rem = self.op(host, "submit", "generate"), self.op(host, "submit", "remix")
         retrieve, cancel = self.op(host, "retrieve"), self.op(host, "cancel")
         if retrieve is None:
@@ -622,6 +629,7 @@ class FlowRunner:
         self.probes(host, retrieve)
 
     def flow_sync(self, host: str) -> None:
+        """run (generate) -> download -> run (remix) -> download -> no-credentials probe."""
         gen, rem = self.op(host, "run", "generate"), self.op(host, "run", "remix")
         source = self.options.source_id
         if gen is not None:

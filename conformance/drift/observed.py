@@ -151,6 +151,7 @@ class ObservedChecker:
         return self.report
 
     def check_one(self, inter: Interaction) -> None:
+        """Check one interaction: status, headers, body and its place in a lifecycle."""
         host, op, rel = self.match(inter)
         if host is None:
             return  # a foreign URL (CDN download, webhook receiver): no contract to compare with

@@ -319,6 +319,7 @@ class ContractDiffer:
         return self.report
 
     def document_level(self) -> None:
+        """Servers, the top-level security requirement and the security schemes."""
         o_srv = [s.get("url") for s in self.old.openapi.get("servers") or [] if isinstance(s, dict)]
         n_srv = [s.get("url") for s in self.new.openapi.get("servers") or [] if isinstance(s, dict)]
         if o_srv[:1] != n_srv[:1]:
@@ -345,6 +346,7 @@ class ContractDiffer:
                          f"security scheme {name} changed", a, b)
 
     def provider_level(self) -> None:
+        """provider.yaml: the status vocabulary and the auth header/schemes (when both sides have one)."""
         if not (self.old.provider and self.new.provider):
             return
         o_vals = {e.get("value") for e in self.old.provider.get("statuses") or [] if isinstance(e, dict)}
@@ -363,6 +365,7 @@ class ContractDiffer:
                      {"header": na.get("header"), "schemes": na.get("schemes")})
 
     def operation(self, old: tuple, new: tuple) -> None:
+        """Compare one operation present in both contracts (ids, servers, security, params, bodies)."""
         o_path, m, o_op, o_item = old
         n_path, _, n_op, n_item = new
         name = n_op.get("operationId") or f"{m.upper()} {n_path}"
@@ -398,6 +401,7 @@ class ContractDiffer:
         return out
 
     def parameters(self, name: str, base: str, o_op: dict, o_item: dict, n_op: dict, n_item: dict) -> None:
+        """Parameters matched by location and name (path parameters by position)."""
         op_, np_ = self._params(self.o, o_op, o_item), self._params(self.n, n_op, n_item)
         for key in sorted(set(op_) | set(np_), key=str):
             where, pname = key
@@ -419,6 +423,7 @@ class ContractDiffer:
                                 "request", f"{where} parameter {label}")
 
     def request_body(self, name: str, base: str, o_op: dict, n_op: dict) -> None:
+        """Request body: required flag, media types and schemas (request direction)."""
         ob, nb = self.o.deref(o_op.get("requestBody")), self.n.deref(n_op.get("requestBody"))
         ptr = f"{base}/requestBody"
         if not isinstance(nb, dict):
@@ -443,6 +448,7 @@ class ContractDiffer:
                             "request", "request body")
 
     def responses(self, name: str, base: str, o_op: dict, n_op: dict) -> None:
+        """Responses: statuses, media types, schemas (response direction) and headers."""
         ors, nrs = o_op.get("responses") or {}, n_op.get("responses") or {}
         for st in sorted(set(ors) | set(nrs), key=str):
             ptr = f"{base}/responses/{esc(st)}"
@@ -472,6 +478,7 @@ class ContractDiffer:
             self.headers(name, ptr, orr.get("headers") or {}, nrr.get("headers") or {})
 
     def headers(self, name: str, ptr: str, oh: dict, nh: dict) -> None:
+        """Response headers: removed, added, required flag and schema."""
         o = {k.lower(): self.o.deref(v) for k, v in oh.items()}
         n = {k.lower(): self.n.deref(v) for k, v in nh.items()}
         for h in sorted(set(o) | set(n)):

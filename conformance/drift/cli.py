@@ -309,6 +309,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
     report.title = f"drift: {contract.id} traffic ({len(cassettes)} cassette(s)) vs contract"
     if flow_errors:
         report.subject["flow_errors"] = flow_errors
+        for e in flow_errors:
+            print(f"{PROG} drift: flow error: {e}", file=sys.stderr)
     _write_reports(report, args)
     return 1 if report.fails(args.fail_on) else 0
 

@@ -146,11 +146,13 @@ def cmd_checks() -> int:
     from .registry import all_checks
 
     t = Table(title="Registered checks", title_justify="left")
-    for col in ("check", "category", "origin", "asserts"):
-        t.add_column(col)
+    t.add_column("check", no_wrap=True)
+    t.add_column("category", no_wrap=True)
+    t.add_column("origin", no_wrap=True)
+    t.add_column("asserts")
     for c in all_checks():
         t.add_row(c.name, c.category, c.origin, c.description)
-    Console().print(t)
+    Console(width=None if sys.stdout.isatty() else 160).print(t)
     return EXIT_OK
 
 

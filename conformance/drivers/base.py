@@ -39,6 +39,7 @@ TERMINAL = ("completed", "failed", "cancelled")
 RANK = {"queued": 0, "in_progress": 1, "completed": 2, "failed": 2, "cancelled": 2}
 MAX_HINT_WAIT = 5.0  # seconds: longest the driver sleeps for one hint (longer hints are reported, then capped)
 MAX_RETRIES = 4      # 429/503 answers retried per call (honouring Retry-After)
+MIN_POLL_INTERVAL = 0.02  # seconds between two polls of one job when the server gives no hint
 
 
 class DriverError(Exception):
@@ -416,10 +417,11 @@ class Driver:
             time.sleep(min(delay, MAX_HINT_WAIT))
 
     def note_hint(self, job: Job, resp: requests.Response) -> None:
+        """Set when the job may be polled next: the server's hint, else :data:`MIN_POLL_INTERVAL` from now."""
         hints = header_hints(resp, self.poll_hint_headers)
         secs = [h.seconds for h in hints if h.seconds is not None]
-        if secs:
-            job.next_poll_at = time.monotonic() + min(max(secs), MAX_HINT_WAIT)
+        wait = min(max(secs), MAX_HINT_WAIT) if secs else MIN_POLL_INTERVAL
+        job.next_poll_at = max(job.next_poll_at, time.monotonic() + wait)
 
     def result(self, job: Job) -> Result:
         raise NotImplementedError

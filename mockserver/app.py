@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
@@ -260,12 +260,13 @@ def _request_id_headers(op: Operation) -> tuple[str, ...]:
     return _ID_HEADERS[key]
 
 
-def stamp_request_id(response: web.StreamResponse, op: Operation) -> web.StreamResponse:
-    """Give ``response`` the operation's request-id headers (``x-request-id``, ``x-fal-request-id`` ...)
-    unless it has them: every answer of an operation carries them, errors included (auth, validation,
-    injected faults), as the contracts declare them on every status."""
+def stamp_request_id(response: web.StreamResponse, op: Operation | list[Operation]) -> web.StreamResponse:
+    """Give ``response`` the request-id headers (``x-request-id``, ``x-fal-request-id`` ...) of an operation
+    (or of several: a 404/405 of a mount) unless it has them: every answer carries them, errors included
+    (auth, validation, injected faults, unknown paths), as the contracts declare them on every status."""
     rid = f"req_{_RUN_ID}{next(_REQUEST_SEQ):010x}"
-    for name in _request_id_headers(op):
+    names = {n for o in (op if isinstance(op, list) else [op]) for n in _request_id_headers(o)}
+    for name in sorted(names):
         response.headers.setdefault(name, rid)
     return response
 
@@ -309,7 +310,9 @@ def make_handler(mount: HostMount, op: Operation):
         return await mount.family.handle(ctx)
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        return await guarded(request, _rel_path(request.path, mount.prefix), dict(request.match_info))
+        # The raw path: an id holding "%2F" stays one path segment for the validator, as for the router.
+        rel_path = _rel_path(request.rel_url.raw_path, mount.prefix)
+        return await guarded(request, rel_path, dict(request.match_info))
 
     async def guarded(request: web.Request, rel_path: str, path_params: dict[str, str]) -> web.StreamResponse:
         try:
@@ -442,7 +445,7 @@ def _fallback_handler(mounts: list[HostMount]):
     known path with the wrong method and 404 otherwise, in the provider's envelope."""
 
     async def fallback(request: web.Request) -> web.StreamResponse:
-        path = request.path
+        path = request.rel_url.raw_path
         normalised = "//" in path
         if normalised:
             path = re.sub(r"/{2,}", "/", path)
@@ -454,17 +457,20 @@ def _fallback_handler(mounts: list[HostMount]):
                 for op in mount.operations:
                     m = op.path_regex.match(rel)
                     if m and op.method == request.method:
-                        return await mount.handlers[op.operation_id].core(request, rel, m.groupdict())
+                        params = {k: unquote(v) for k, v in m.groupdict().items()}
+                        return await mount.handlers[op.operation_id].core(request, rel, params)
             matching = [op for op in mount.operations if op.path_regex.match(rel)]
             concrete = [op for op in matching if op.path == rel]  # OpenAPI: a concrete path wins
             allowed = sorted({op.method for op in (concrete or matching)})
             if allowed:
                 resp = error_response(mount.contract, "method_not_allowed",
-                                      f"method {request.method} is not allowed on {rel}")
+                                      f"method {request.method} is not allowed on {unquote(rel)}")
                 resp.headers["Allow"] = ", ".join(allowed)
-                return resp
-            return error_response(mount.contract, "not_found", f"no route for {request.method} {rel}")
-        return web.json_response({"error": {"message": f"nothing is mounted at {path}",
+                return stamp_request_id(resp, concrete or matching)
+            return stamp_request_id(error_response(mount.contract, "not_found",
+                                                   f"no route for {request.method} {unquote(rel)}"),
+                                    mount.operations)
+        return web.json_response({"error": {"message": f"nothing is mounted at {unquote(path)}",
                                             "mounts": [m.prefix or "/" for m in mounts]}}, status=404)
 
     return fallback

@@ -34,13 +34,13 @@ from mock_contract_support import (
     HostChecked,
     auth_header,
     deref,
+    family_problems,
     job_kinds,
     request_body,
 )
 
 import specs
 from mockserver.embedded import EmbeddedMock
-from mockserver.families import family_for
 
 CONTRACTS = specs.load_all()
 QUEUED, RUNNING = 10.0, 10.0
@@ -63,19 +63,9 @@ def states_for(contract: specs.Contract) -> list[str]:
     return states
 
 
-def _family_problem(pid: str) -> str | None:
-    for host in CONTRACTS[pid].hosts:
-        try:
-            family_for(host["family"])
-        except Exception as exc:  # reported by every test of that provider
-            return (f"{pid}: the {host['family']!r} family adapter cannot be loaded "
-                    f"({type(exc).__name__}: {exc})")
-    return None
-
-
 @pytest.fixture(scope="module")
 def served():
-    problems = {pid: p for pid in CONTRACTS if (p := _family_problem(pid))}
+    problems = family_problems()
     working = [pid for pid in CONTRACTS if pid not in problems]
     with EmbeddedMock(providers=working, clock="manual", api_key=KEY, timings=TIMINGS, seed=5) as m:
         yield m, problems

@@ -250,6 +250,7 @@ def set_pointer(body: Any, pointer: str, value: Any) -> None:
 
 
 def remove_pointer(body: Any, pointer: str) -> None:
+    """Remove the value at a JSON pointer from ``body`` (nothing happens when it is absent)."""
     tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.lstrip("/").split("/") if t]
     node = body
     for t in tokens[:-1]:

@@ -22,7 +22,7 @@ import copy
 
 import pytest
 import schemathesis
-from mock_contract_support import KEY, auth_header
+from mock_contract_support import KEY, auth_header, family_problems
 from schemathesis.specs.openapi.checks import negative_data_rejection as _builtin_negative_data_rejection
 
 import specs
@@ -98,10 +98,15 @@ def negative_data_rejection(ctx, response, case):
     return _builtin_negative_data_rejection(ctx, response, case)
 
 
+PROBLEMS = family_problems()  # providers whose family adapter is missing: their cases fail, never skip
+
+
 @pytest.fixture(scope="module")
 def provider_mock():
     # A fast system clock: blocking operations (fal.run, onerouter) finish in milliseconds.
-    with EmbeddedMock(clock="system", speed=2000, api_key=KEY, seed=3, webhook_max_attempts=0) as m:
+    working = [pid for pid in CONTRACTS if pid not in PROBLEMS]
+    with EmbeddedMock(providers=working, clock="system", speed=2000, api_key=KEY, seed=3,
+                      webhook_max_attempts=0) as m:
         yield m
 
 
@@ -119,5 +124,7 @@ def test_fuzz(case, provider_mock, admin_mock):
         case.call_and_validate(base_url=admin_mock.url, **checks)
         return
     pid, host = target
+    if pid in PROBLEMS:
+        pytest.fail(PROBLEMS[pid])
     case.call_and_validate(base_url=provider_mock.base_url(pid, host), headers=auth_header(CONTRACTS[pid]),
                            **checks)

@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     tgt.add_argument("--speed", type=_pos_float, default=None, metavar="X",
                      help="time scale of the embedded mock (default 10: a 2.5 s job takes 0.25 s)")
     tgt.add_argument("--timeout", type=_pos_float, default=60.0, metavar="S", help="seconds per request")
-    tgt.add_argument("--job-timeout", type=_pos_float, default=60.0, metavar="S",
-                     help="seconds a job may take to finish")
+    tgt.add_argument("--job-timeout", type=_pos_float, default=None, metavar="S",
+                     help="seconds a job may take to finish (default 60 on the mock, 900 elsewhere)")
     money = r.add_argument_group("spend guard (targets that are not the mock)")
     money.add_argument("--allow-spend", action="store_true", help="allow operations that cost money")
     money.add_argument("--max-spend-usd", type=_nonneg_float, default=0.0, metavar="USD",
@@ -198,7 +198,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        paid_examples=args.paid_examples, lifecycle_runs=args.lifecycle_runs,
                        lifecycle_steps=args.lifecycle_steps, workers=max(1, args.workers),
                        allow_spend=args.allow_spend, max_spend_usd=args.max_spend_usd,
-                       source_video_ids=source_ids, timeout=args.timeout, job_timeout=args.job_timeout)
+                       source_video_ids=source_ids, timeout=args.timeout,
+                       job_timeout=args.job_timeout or (900.0 if args.base_url else 60.0))
     config.negative_examples = max(1, args.examples // 2)
     config.unknown_examples = max(1, (args.examples * 2) // 5)
     import logging
@@ -239,7 +240,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         target.close()
     report.render_summary(results, console)
-    for e in getattr(results, "internal_errors", []):
+    for e in results.internal_errors:
         err.print(f"conformance: internal error ({e}); see the JSON report notes", highlight=False)
     if args.junit:
         report.write_junit(results, args.junit)
@@ -248,7 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.markdown:
         report.write_markdown(results, args.markdown)
     err.print(f"conformance: wall time {time.monotonic() - t0:.1f} s", highlight=False)
-    return EXIT_OK if results.ok and not getattr(results, "internal_errors", []) else EXIT_FAIL
+    return EXIT_OK if results.ok and not results.internal_errors else EXIT_FAIL
 
 
 def _progress(console, providers: list[str], enabled: bool):

@@ -74,6 +74,29 @@ def submit_generate(run: ProviderRun, driver: Driver, *, keep: bool, fail: bool 
     return driver.submit(req, fail=fail)
 
 
+def source_is_job_id(contract) -> bool:
+    """True when a remix source id is a job id of the provider (OpenAI's video ids, sunra's request ids,
+    aigateway's job ids), False when outputs carry their own id field named like the ``x-source`` token
+    (fal's output ``video_id``). Read from the contract: the token appearing as a property of a 200 answer."""
+    from specs.validate import resolve_pointer
+
+    from . import schema as sch
+
+    tokens = set()
+    for op in contract.operations():
+        src = op.source or {}
+        if src.get("in") == "path":
+            return True
+        if src.get("in") == "body":
+            tokens.add(src.get("pointer", "").rstrip("/").split("/")[-1])
+    for op in contract.operations():
+        if op.role in ("result", "run", "retrieve", "status"):
+            ptr = sch.response_schema(contract, op, 200)
+            if ptr and tokens & set(sch.properties(contract.openapi, resolve_pointer(contract.openapi, ptr))):
+                return False
+    return True
+
+
 def build_pool(run: ProviderRun) -> Pool:
     """Create the fixture jobs of ``run``'s provider (see module docstring). Never raises for a provider
     fault: what cannot be made is explained in ``pool.reasons`` (and reported by the checks that need it)."""
@@ -82,6 +105,12 @@ def build_pool(run: ProviderRun) -> Pool:
     user = run.config.source_video_ids.get(run.id)
     if user:
         pool.sources.append(user)
+        if source_is_job_id(run.contract):  # the user's video is also a job to retrieve (free checks)
+            for d in run.drivers:
+                if d.supports("poll"):
+                    entry = pool.by_host.setdefault(d.host, {})
+                    entry.setdefault("any", []).append(user)
+                    entry.setdefault("completed", []).append(user)
     allowed, why = run.can_spend()
     creating: list[tuple[Driver, Job]] = []
     if allowed:

@@ -676,6 +676,31 @@ class Monitor:
 # ------------------------------------------------------------------------------------------- actions
 
 
+def deletes_output(contract, job: Job) -> bool:
+    """True when a job's request asked the provider to delete the output once delivered: the field of
+    provider.yaml ``mock.params.delete_video``, its value in the request, else the schema's default (fal's
+    ``delete_video`` defaults to true, seed 001)."""
+    from .spend import json_pointer, params_rules
+
+    rule = params_rules(contract).get("delete_video")
+    if not rule or not isinstance(job.request.body, dict):
+        return False
+    value = json_pointer(job.request.body, rule["pointer"])
+    if value is None:
+        rs = sch.request_schema(contract, job.request.op)
+        if rs is None:
+            return False
+        from specs.validate import resolve_pointer
+
+        tokens = [t for t in rule["pointer"].strip("/").split("/") if t]
+        prop = sch.schema_at(contract.openapi, resolve_pointer(contract.openapi, rs[1]), tokens)
+        if prop is None:
+            return False
+        value = prop.get("default", rule.get("default", False))
+    return bool(value)
+
+
+
 class Lifecycle:
     """The actions of the state machine (each observes, then emits events). Never raises for provider faults."""
 
@@ -731,8 +756,11 @@ class Lifecycle:
             return "deleted"
         if job.driver.supports("poll") and not job.terminal:
             snap = self._guarded(job.driver.poll, job, honour)
-            if snap is not None:
-                self.m.observe(job, snap)
+            if snap is None:
+                return None
+            self.m.observe(job, snap)
+            if snap.not_modified or not 200 <= snap.http_status < 300:
+                return None  # "no news" (304) or an error: the current state is unknown, not the last one seen
         return job.final or (job.last.neutral[0] if job.last and len(job.last.neutral) == 1 else None)
 
     def source_ref(self, job: Job) -> str:
@@ -752,10 +780,13 @@ class Lifecycle:
         if isinstance(source, Job):
             before = self.state_of(source)
             ref = self.source_ref(source)
+            if before == "completed" and source.result is not None and deletes_output(self.run.contract, source):
+                before = "deleted"  # its output was delivered with the "delete after delivery" flag (fal)
         else:
             before, ref = "completed", source
         try:
-            req = build(self.run.contract, op, "remix", source_id=ref, seconds=seconds, rng=self.rng)
+            req = build(self.run.contract, op, "remix", source_id=ref, seconds=seconds,
+                        keep_output=self.rng.random() < 0.5, rng=self.rng)
         except BodyError as exc:
             self.run.fail("job_accepted", str(exc), operation=op.operation_id)
             return None

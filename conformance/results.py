@@ -100,6 +100,8 @@ class Results:
         self.target: dict[str, Any] = {}
         self.spend: dict[str, Any] = {}
         self.listeners: list[Callable[[str, str, str], None]] = []
+        self.requests = 0
+        self.internal_errors: list[str] = []
 
     # -- recording ----------------------------------------------------------------------------------
     def selected(self, check: str) -> bool:
@@ -190,6 +192,8 @@ class Results:
             "wall_seconds": round(self.wall_seconds, 3),
             "target": self.target,
             "spend": self.spend,
+            "requests": self.requests,
+            "internal_errors": self.internal_errors,
             "providers": self.providers,
             "checks": [{"name": c.name, "category": c.category, "description": c.description,
                         "origin": c.origin} for c in self.checks],

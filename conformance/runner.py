@@ -100,7 +100,6 @@ def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, cl
     client.hooks.extend(client_hooks or [])
     results = Results(config.checks, config.providers, config.seed)
     results.target = target.describe()
-    results.internal_errors = []
     for note in target.notes:
         results.note(note.split(":")[0], note)
     from .drivers import drivers_for

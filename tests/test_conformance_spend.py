@@ -139,6 +139,18 @@ def test_no_paid_request_without_allow_spend(provider):
     assert results.spend["blocked"] == {} or all("not-allowed" in k for k in results.spend["blocked"])
 
 
+def test_source_video_id_is_retrieved_without_spending():
+    """Without --allow-spend the user's --source-video-id is still retrieved and downloaded (free checks)."""
+    rec = Recorder()
+    with serve(rec) as url:
+        results = _run("openai", url, source_video_ids={"openai": "video_user_supplied_1"})
+    assert paid_requests("openai", rec.requests, {"api": url}) == []
+    gets = {p for m, p, _ in rec.requests if m == "GET"}
+    assert "/videos/video_user_supplied_1" in gets
+    assert "/videos/video_user_supplied_1/content" in gets
+    assert results.outcome("openai", "positive_data_acceptance").failed > 0  # the recorder answers 404
+
+
 def test_allow_spend_without_budget_sends_nothing_paid():
     """--allow-spend with the default --max-spend-usd 0: every paid request would pass the budget."""
     rec = Recorder(accept_jobs=True)

@@ -130,12 +130,16 @@ class Family:
     def resolve_source(self, ctx, body: Any) -> tuple[eng.Job | None, web.Response | None]:
         """For a remix/edit request: the completed source job, or the provider's error response.
 
-        Unknown (or deleted) source -> ``not_found``; a source that is not completed -> ``conflict``;
+        Missing source id -> ``validation``; unknown (or deleted) source -> ``not_found``; a source that
+        is not completed -> ``conflict``;
         a source whose output was deleted after delivery (fal ``delete_video``) -> ``not_found``.
         """
         source_id = self.source_id_of(ctx, body)
-        job = self.find(source_id)
         param = (ctx.op.source or {}).get("name") or (ctx.op.source or {}).get("pointer", "").strip("/")
+        if not source_id:  # absent from the request (e.g. no body where the contract leaves it optional)
+            return None, ctx.error("validation", f"{param or 'source video id'} is required",
+                                   param=param.split("/")[-1] if param else "body")
+        job = self.find(source_id)
         if job is None:
             return None, ctx.error("not_found", f"video {source_id!r} not found", param=param or None)
         st = self.job_state(job)

@@ -232,9 +232,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"seed {seed}", highlight=False)
         for note in target.notes:
             err.print(f"  note: {note}", highlight=False)
-        progress, stop = _progress(err, providers, enabled=not args.no_progress)
+        progress, listener, stop = _progress(err, providers, enabled=not args.no_progress)
         try:
-            results = execute(config, target, progress=progress)
+            results = execute(config, target, progress=progress, listener=listener)
         finally:
             stop()
     finally:
@@ -253,33 +253,63 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _progress(console, providers: list[str], enabled: bool):
-    """Live progress (rich) on a terminal; plain phase lines otherwise."""
+    """Live progress (rich, one line per provider: phase, passes and failures so far) on a terminal; plain
+    phase lines otherwise. Returns ``(progress, listener, stop)`` callbacks."""
     import threading
 
     lock = threading.Lock()
     started = time.monotonic()
+    counts = {p: [0, 0] for p in providers}
+    phases = {p: "waiting" for p in providers}
+
+    def listener(provider: str, check: str, what: str) -> None:
+        with lock:
+            c = counts.setdefault(provider, [0, 0])
+            c[0 if what == "pass" else 1] += 1
+
     if enabled and console.is_terminal:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        prog = Progress(SpinnerColumn(), TextColumn("{task.fields[provider]:<10}"), TextColumn("{task.description}"),
-                        TimeElapsedColumn(), console=console, transient=False)
-        tasks = {p: prog.add_task("waiting", provider=p, total=None) for p in providers}
+        prog = Progress(SpinnerColumn(), TextColumn("{task.fields[provider]:<10}"),
+                        TextColumn("{task.description:<26}"), TextColumn("[green]✓ {task.fields[ok]}"),
+                        TextColumn("[red]✗ {task.fields[bad]}"), TimeElapsedColumn(), console=console,
+                        transient=False, refresh_per_second=8)
+        tasks = {p: prog.add_task("waiting", provider=p, ok=0, bad=0, total=None) for p in providers}
         prog.start()
+        stop_evt = threading.Event()
+
+        def refresh() -> None:
+            while not stop_evt.wait(0.25):
+                with lock:
+                    for p, t in tasks.items():
+                        prog.update(t, description=phases[p], ok=counts[p][0], bad=counts[p][1])
+
+        th = threading.Thread(target=refresh, daemon=True)
+        th.start()
 
         def update(provider: str, text: str) -> None:
             with lock:
-                if provider in tasks:
-                    prog.update(tasks[provider], description=text)
+                phases[provider] = text
 
-        return update, prog.stop
+        def stop() -> None:
+            stop_evt.set()
+            th.join(2)
+            with lock:
+                for p, t in tasks.items():
+                    prog.update(t, description=phases[p], ok=counts[p][0], bad=counts[p][1])
+            prog.stop()
+
+        return update, listener, stop
 
     def line(provider: str, text: str) -> None:
         if not enabled:
             return
         with lock:
-            console.print(f"  [{time.monotonic() - started:6.1f}s] {provider}: {text}", highlight=False)
+            ok, bad = counts.get(provider, [0, 0])
+            console.print(f"  [{time.monotonic() - started:6.1f}s] {provider}: {text} (✓ {ok} ✗ {bad})",
+                          highlight=False)
 
-    return line, lambda: None
+    return line, listener, lambda: None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,6 +77,7 @@ class ProviderRun:
         self.config = config
         self.drivers = drivers
         self.pool = None
+        self.progress = lambda text: None  # set by the runner: live phase text for this provider
         self.rng = random.Random(sub_seed(config.seed, contract.id))
 
     @property

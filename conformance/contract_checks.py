@@ -655,7 +655,8 @@ def run_contract(run: ProviderRun) -> None:
             continue
         schema = load_schema(run.contract, host["id"])
         ops = {(o.method.upper(), o.path): o for o in run.contract.operations() if o.host == host["id"]}
-        for res in schema.get_all_operations():
+        total = len(ops)
+        for i, res in enumerate(schema.get_all_operations(), 1):
             try:
                 st_op = res.ok()
             except Exception as exc:
@@ -664,4 +665,5 @@ def run_contract(run: ProviderRun) -> None:
             op = ops.get((st_op.method.upper(), st_op.path))
             if op is None:
                 continue
+            run.progress(f"contract {i}/{total} {op.operation_id}")
             OperationRunner(run, st_op, op, base).execute()

@@ -975,8 +975,12 @@ def make_machine(run: ProviderRun):
     class Machine(RuleBasedStateMachine):
         jobs = Bundle("jobs")
 
+        runs_done = 0
+
         def __init__(self):
             super().__init__()
+            Machine.runs_done += 1
+            run.progress(f"lifecycle run {Machine.runs_done}/{run.config.lifecycle_runs}")
             self.monitor = Monitor(run)
             self.life = Lifecycle(run, self.monitor, random.Random(sub_seed(run.config.seed, run.id, id(self))))
 

@@ -60,6 +60,7 @@ def run_provider(run: ProviderRun, progress: Progress) -> None:
     from .lifecycle import run_lifecycle
 
     cats = {c.category for c in run.results.checks}
+    run.progress = lambda text: progress(run.id, text)
     if "document" in cats:
         progress(run.id, "document checks")
         run_documents(run)
@@ -82,8 +83,13 @@ def run_provider(run: ProviderRun, progress: Progress) -> None:
 
 
 def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, client_hooks: list | None = None,
-            parallel: bool = True) -> Results:
+            parallel: bool = True, listener: Callable[[str, str, str], None] | None = None) -> Results:
     """Run every selected check of ``config.providers`` against ``target``.
+
+    Args:
+        progress: ``(provider, phase text)`` callback for live progress.
+        client_hooks: functions called with every :class:`~conformance.http.Exchange` (recording).
+        listener: ``(provider, check, "pass"|"fail")`` callback for every evaluation.
 
     Returns:
         The :class:`Results`; ``results.internal_errors`` lists crashes of the suite itself (bugs), which the
@@ -99,6 +105,8 @@ def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, cl
         client.add_secret(creds.key, f"${creds.env}")
     client.hooks.extend(client_hooks or [])
     results = Results(config.checks, config.providers, config.seed)
+    if listener is not None:
+        results.listeners.append(listener)
     results.target = target.describe()
     for note in target.notes:
         results.note(note.split(":")[0], note)

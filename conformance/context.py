@@ -52,6 +52,13 @@ class RunConfig:
     job_timeout: float = 60.0
 
 
+def op_label(contract: Contract, op) -> str:
+    """How reports name an operation: ``METHOD /path``, plus ``[host]`` when the provider has several hosts
+    (fal's queue and run hosts serve the same path strings)."""
+    label = f"{op.method.upper()} {op.path}"
+    return f"{label} [{op.host}]" if len(contract.hosts) > 1 else label
+
+
 def sub_seed(seed: int, *parts: Any) -> int:
     """A stable 32-bit seed derived from the run seed and labels (provider, operation, mode)."""
     h = hashlib.sha256(("|".join([str(seed), *map(str, parts)])).encode()).digest()

@@ -38,7 +38,7 @@ from specs import Contract, Operation
 
 from . import schema as sch
 from .bodies import set_pointer
-from .context import ProviderRun, sub_seed
+from .context import ProviderRun, op_label, sub_seed
 from .drivers.queue import sse_events
 from .registry import Check, register
 from .spend import SpendBlocked
@@ -258,7 +258,7 @@ class OperationRunner:
         self.st_op = st_op
         self.op = op
         self.base_url = base_url
-        self.label = f"{op.method.upper()} {op.path}"
+        self.label = op_label(run.contract, op)
         self.creds = run.target.credentials[run.id]
         self.rng = random.Random(sub_seed(run.config.seed, run.id, op.operation_id, "ids"))
         self.driver = next((d for d in run.drivers if d.host == op.host), None)

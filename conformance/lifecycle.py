@@ -24,7 +24,7 @@ from typing import Any
 
 from . import schema as sch
 from .bodies import BodyError, build
-from .context import ProviderRun, sub_seed
+from .context import ProviderRun, op_label, sub_seed
 from .drivers import MISSING, Answer, Download, Driver, DriverError, Job, Snapshot
 from .drivers.base import MAX_HINT_WAIT, RANK, TERMINAL
 from .registry import check
@@ -871,7 +871,7 @@ class Lifecycle:
         ex = getattr(resp, "exchange", None)
         self.run.expect("unknown_id_is_404", resp.status_code == 404,
                         f"{op.operation_id} of an unknown id answered {resp.status_code}, expected 404",
-                        exchange=ex, operation=f"{op.method.upper()} {op.path}")
+                        exchange=ex, operation=op_label(self.run.contract, op))
 
     def delete(self, job: Job) -> None:
         d = job.driver

@@ -56,7 +56,7 @@ def render_summary(results: Results, console) -> None:
     ex.add_column("operation")
     ex.add_column("examples", justify="right")
     for (p, op), n in sorted(results.examples.items()):
-        ex.add_row(p, op, str(n))
+        ex.add_row(p, Text(op), str(n))
     if results.examples:
         console.print(ex)
 
@@ -68,7 +68,7 @@ def render_summary(results: Results, console) -> None:
             console.print(Text(f"✗ {o.provider} / {o.check}", style="bold red") +
                           Text(f"  ({o.failed} failing of {o.failed + o.passed})", style="dim"))
             if f.operation:
-                console.print(f"  operation: {f.operation}")
+                console.print(f"  operation: {f.operation}", markup=False, highlight=False)
             console.print(f"  {f.message}", markup=False, highlight=False)
             if f.status is not None:
                 console.print(f"  status: {f.status}  response: {(f.response or '')[:200]}", markup=False,

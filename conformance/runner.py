@@ -14,7 +14,7 @@ from typing import Any
 
 import specs
 
-from .context import ProviderRun, RunConfig
+from .context import ProviderRun, RunConfig, op_label
 from .http import Client
 from .results import Results
 from .spend import SpendGuard
@@ -164,21 +164,21 @@ def plan(config: RunConfig, target: Target) -> list[PlanRow]:
             rows.append(PlanRow(pid, "document checks", True, 0, 0.0))
         for op in c.operations():
             if target.base_url(pid, op.host) is None:
-                rows.append(PlanRow(pid, f"{op.method.upper()} {op.path}", False, 0, 0.0, "no URL for its host"))
+                rows.append(PlanRow(pid, op_label(c, op), False, 0, 0.0, "no URL for its host"))
                 continue
             if "contract" not in cats:
                 continue
             if not op.billable or target.free:
-                rows.append(PlanRow(pid, f"{op.method.upper()} {op.path}", True, 0, 0.0,
+                rows.append(PlanRow(pid, op_label(c, op), True, 0, 0.0,
                                     "free" if target.free else "not billable"))
                 continue
             if not config.allow_spend:
-                rows.append(PlanRow(pid, f"{op.method.upper()} {op.path}", False, 0, 0.0,
+                rows.append(PlanRow(pid, op_label(c, op), False, 0, 0.0,
                                     "x-billable: needs --allow-spend"))
                 continue
             n = config.paid_examples
             est = None if price is None else n * requested_seconds(c, {}) * price
-            rows.append(PlanRow(pid, f"{op.method.upper()} {op.path}", price is not None, n, est,
+            rows.append(PlanRow(pid, op_label(c, op), price is not None, n, est,
                                 "paid" if price is not None else "no price in provider.yaml: blocked"))
         if "lifecycle" in cats:
             ok, why = guard.can_spend(pid)
@@ -207,8 +207,10 @@ def render_plan(rows: list[PlanRow], config: RunConfig, target: Target, console:
     for col in ("provider", "what", "runs", "paid requests", "est. USD", "note"):
         t.add_column(col, justify="right" if col in ("paid requests", "est. USD") else "left")
     for r in rows:
-        t.add_row(r.provider, r.item, "yes" if r.runs else "no", str(r.paid_requests),
-                  "?" if r.est_usd is None else f"{r.est_usd:.2f}", r.why)
+        from rich.text import Text
+
+        t.add_row(r.provider, Text(r.item), "yes" if r.runs else "no", str(r.paid_requests),
+                  "?" if r.est_usd is None else f"{r.est_usd:.2f}", Text(r.why))
     console.print(t)
     total = plan_total(rows, config.max_spend_usd if not target.free else 0.0)
     console.print(f"Estimated cost: ${total:.2f} (cap --max-spend-usd {config.max_spend_usd:g}; "

@@ -7,7 +7,7 @@ import time
 
 import specs
 from conformance import registry
-from conformance.context import RunConfig
+from conformance.context import RunConfig, op_label
 from conformance.runner import execute
 from conformance.target import DEFAULT_SPEED, open_target
 
@@ -31,7 +31,7 @@ def test_whole_suite_passes_against_the_embedded_mock():
     assert not results.internal_errors, results.internal_errors
     assert failing == {}, failing
     # every operation of every provider got at least 50 generated examples
-    ops = {(pid, f"{op.method.upper()} {op.path}") for pid in providers for op in specs.load(pid).operations()}
+    ops = {(pid, op_label(specs.load(pid), op)) for pid in providers for op in specs.load(pid).operations()}
     assert set(results.examples) == ops
     assert min(results.examples.values()) >= MIN_EXAMPLES, sorted(results.examples.items(), key=lambda kv: kv[1])[:3]
     assert wall < WALL_LIMIT, f"{wall:.1f} s"

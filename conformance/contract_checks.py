@@ -69,6 +69,9 @@ register(Check("auth_invalid_rejected", "contract",
                "Requests with a wrong key in the right scheme are rejected with 401 or 403."))
 register(Check("unknown_id_is_404", "contract",
                "Requests naming an id that does not exist (path id or remix source) get 404."))
+register(Check("method_not_allowed", "contract",
+               "A method a path does not declare is answered 405 with an Allow header naming the declared methods, "
+               "in the provider's error envelope."))
 register(Check("sse_event_conformance", "contract",
                "Every event of a status stream validates against the contract's x-event-schema, and the stream "
                "ends with a terminal status."))
@@ -134,7 +137,8 @@ def _builtins() -> dict[str, Any]:
 
 def generate(st_op, mode: str, n: int, seed: int) -> list:
     """Up to ``n`` schemathesis cases of ``mode`` (``positive``/``negative``); fewer when the space is
-    exhausted or unsatisfiable (e.g. no invalid value exists for a plain string path parameter)."""
+    exhausted or unsatisfiable (e.g. no invalid value exists for a plain string path parameter). With the
+    environment variable ``CONFORMANCE_DEBUG`` set, hypothesis errors during generation are printed."""
     if n <= 0:
         return []
     from hypothesis import HealthCheck, Phase, given, settings
@@ -643,11 +647,72 @@ class OperationRunner:
         return n
 
 
+PROBE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def run_method_checks(run: ProviderRun, host: str, base: str) -> None:
+    """``method_not_allowed``: every undeclared method of every path of ``host`` (see its description)."""
+    if not run.selected("method_not_allowed"):
+        return
+    rng = random.Random(sub_seed(run.config.seed, run.id, host, "methods"))
+    by_path: dict[str, list[Operation]] = {}
+    for op in run.contract.operations():
+        if op.host == host:
+            by_path.setdefault(op.path, []).append(op)
+    creds = run.target.credentials[run.id]
+    doc = run.contract.openapi
+    for path, ops in sorted(by_path.items()):
+        declared = {o.method.upper() for o in ops}
+        params = {}
+        for name in path_params(ops[0]):
+            ids = run.pool.ids(host, "completed") + run.pool.ids(host, "any") if run.pool else []
+            params[name] = ids[0] if ids else unknown_id(run.contract, rng)
+        url = base + path
+        for k, v in params.items():
+            url = url.replace("{" + k + "}", v)
+        envelopes = [p for o in ops for p in sch.error_schemas(run.contract, o)]
+        for method in PROBE_METHODS:
+            if method in declared:
+                continue
+            try:
+                resp = run.client.request(method, url, headers=creds.headers(), timeout=run.config.timeout)
+            except SpendBlocked:
+                run.skip("method_not_allowed", "undeclared methods other than GET are not sent to a target that "
+                         "is not the mock")
+                continue
+            except Exception as exc:  # transport error
+                run.fail("method_not_allowed", f"{method} {path}: no response: {exc}",
+                         exchange=run.client.last_exchange(), operation=f"{method} {path}")
+                continue
+            ex = getattr(resp, "exchange", None)
+            label = f"{method} {path}"
+            if resp.status_code != 405:
+                run.fail("method_not_allowed", f"{method} on a path that declares only {sorted(declared)} got "
+                         f"{resp.status_code}, expected 405", exchange=ex, operation=label)
+                continue
+            allow = {m.strip().upper() for m in (resp.headers.get("Allow") or "").split(",") if m.strip()}
+            if not declared <= allow:
+                run.fail("method_not_allowed", f"405 without an Allow header naming {sorted(declared)} "
+                         f"(Allow: {resp.headers.get('Allow')!r})", exchange=ex, operation=label)
+                continue
+            try:
+                body = resp.json()
+            except ValueError:
+                body = None
+            if envelopes and (body is None or all(sch.errors(doc, p, body) for p in envelopes)):
+                run.fail("method_not_allowed", "the 405 body is not in the provider's error envelope",
+                         exchange=ex, operation=label)
+                continue
+            run.ok("method_not_allowed")
+
+
 def run_contract(run: ProviderRun) -> None:
     """Run the contract checks of one provider (every host the target has a URL for)."""
     wanted = {c.name for c in run.results.checks if c.category == "contract"}
     if not wanted:
         return
+    per_case = set(ALWAYS) | {n for names in MODE_CHECKS.values() for n in names} | \
+        {"error_envelope", "sse_event_conformance"}
     for host in run.contract.hosts:
         base = run.target.base_url(run.id, host["id"])
         if base is None:
@@ -665,5 +730,7 @@ def run_contract(run: ProviderRun) -> None:
             op = ops.get((st_op.method.upper(), st_op.path))
             if op is None:
                 continue
-            run.progress(f"contract {i}/{total} {op.operation_id}")
-            OperationRunner(run, st_op, op, base).execute()
+            if wanted & per_case:
+                run.progress(f"contract {i}/{total} {op.operation_id}")
+                OperationRunner(run, st_op, op, base).execute()
+        run_method_checks(run, host["id"], base)

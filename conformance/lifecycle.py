@@ -1024,6 +1024,8 @@ def make_machine(run: ProviderRun):
                     failing = self.life.remix(src, d, op, None, fail=True)
                     if failing is not None:
                         out.append(failing)
+            if first is not None and first.driver.supports("stream"):
+                self.life.stream(first)  # follows the first job to its end
             return multiple(*out)
 
         @precondition(lambda self: bool(generators) and not self.life.stopped)

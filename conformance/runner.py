@@ -98,6 +98,11 @@ def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, cl
     contracts = {pid: specs.load(pid) for pid in config.providers}
     if parallel and len(config.providers) > 1:
         serialize_ast_parse()
+        import warnings
+
+        # hypothesis flags any use of the global `random` module while it draws; with providers in threads,
+        # another thread's use (HTTP libraries, the embedded mock) trips it although no strategy uses it
+        warnings.filterwarnings("ignore", message=".*Do not use the `random` module inside strategies.*")
     guard = SpendGuard(target, contracts, allow_spend=config.allow_spend, max_spend_usd=config.max_spend_usd)
     client = Client(guard=guard, timeout=config.timeout, trust_env=not target.loopback,
                     pool=max(32, config.workers * len(config.providers)))

@@ -325,6 +325,10 @@ class OperationRunner:
         cases = generate(self.st_op, "positive", n, seed)
         if not cases:
             return [], "schemathesis generated no valid case"
+        if self.op.billable and not self.run.target.free:
+            # a paid example on a real provider is a real generation: send a realistic request (vendored
+            # example or minimal body, bodies.build) rather than fuzz that a provider may refuse on content
+            self._realistic(cases)
         id_params = [p for p in self.params if p != self.source_param]
         needs_source = self.source_param is not None or self.source_pointer is not None
         ids: list[str] = []
@@ -357,6 +361,23 @@ class OperationRunner:
         if fresh and not self._can_make_jobs():
             return [], self.run.pool.reasons.get("jobs") or "cannot create jobs to consume"
         return out, None
+
+    def _realistic(self, cases: list) -> None:
+        from .bodies import BodyError, build
+
+        kinds = set((self.op.kind.get("map") or {}).values()) if isinstance(self.op.kind, dict) else {self.op.kind}
+        kind = "generate" if "generate" in kinds else "remix"
+        source = (self.run.pool.sources or ["placeholder"])[0] if self.run.pool else "placeholder"
+        try:
+            req = build(self.run.contract, self.op, kind, source_id=source, rng=self.rng)
+        except BodyError:
+            return
+        for case in cases:
+            if req.body is not None:
+                case.body = copy.deepcopy(req.body)
+                case.media_type = req.media_type
+            for k, v in req.path_params.items():
+                case.path_parameters[k] = v
 
     def _can_make_jobs(self) -> bool:
         from .fixtures import generate_ops

@@ -165,7 +165,10 @@ def run_against(provider: str, corrupt, categories: list[str], *, seed: int = 7)
         import os
 
         os.environ["CONFORMANCE_TEST_KEY"] = key
-        target = open_target([provider], base_url=proxy.url, api_key_env={"*": "CONFORMANCE_TEST_KEY"})
+        try:
+            target = open_target([provider], base_url=proxy.url, api_key_env={"*": "CONFORMANCE_TEST_KEY"})
+        finally:
+            os.environ.pop("CONFORMANCE_TEST_KEY", None)
         assert target.kind == "mock", "the proxy forwards /__mock/health, so the target counts as the mock"
         checks = registry.select(categories)
         config = RunConfig(providers=[provider], checks=checks, seed=seed, examples=12, negative_examples=8,

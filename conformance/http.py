@@ -187,22 +187,37 @@ class Client:
         adapter = _Adapter(self, pool_connections=8, pool_maxsize=pool)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        self._scoped: list[tuple[str, str, list[str]]] = []
         self._lock = threading.Lock()
         self._local = threading.local()
         self.count = 0
 
-    def add_secret(self, secret: str, placeholder: str) -> None:
-        if secret:
+    def add_secret(self, secret: str, placeholder: str, scope: list[str] | None = None) -> None:
+        """Replace ``secret`` by ``placeholder`` in everything recorded. With ``scope`` (base URLs), the
+        placeholder applies to requests under those URLs only (one key may serve several providers, as on
+        the embedded mock, and each curl should name its provider's variable)."""
+        if not secret:
+            return
+        if scope:
+            self._scoped.append((secret, placeholder, [u.rstrip("/") for u in scope]))
+        else:
             self.secrets[secret] = placeholder
 
-    def redact(self, text: str) -> str:
-        for secret, placeholder in self.secrets.items():
+    def _placeholders(self, url: str) -> list[tuple[str, str]]:
+        out = [(sec, ph) for sec, ph, prefixes in self._scoped
+               if any(url == p or url.startswith(p + "/") or url.startswith(p + "?") for p in prefixes)]
+        out += [(sec, ph) for sec, ph, _ in self._scoped] + list(self.secrets.items())
+        return out
+
+    def redact(self, text: str, url: str = "") -> str:
+        for secret, placeholder in self._placeholders(url):
             if secret and secret in text:
                 text = text.replace(secret, placeholder)
         return text
 
     def exchange_of(self, request, resp, elapsed: float, started: float, error: str | None = None) -> Exchange:
-        headers = {k: self.redact(str(v)) for k, v in request.headers.items()}
+        url = request.url or ""
+        headers = {k: self.redact(str(v), url) for k, v in request.headers.items()}
         for k in list(headers):
             if k.lower() in REDACTED_HEADERS and "$" not in headers[k]:
                 headers[k] = "[REDACTED]"
@@ -211,10 +226,10 @@ class Client:
             body = body.encode("utf-8")
         if body is not None and not isinstance(body, bytes):
             body = None  # a streamed body (generator / file): not kept
-        if body is not None and self.secrets:
-            for secret, placeholder in self.secrets.items():
+        if body is not None:
+            for secret, placeholder in self._placeholders(url):
                 body = body.replace(secret.encode(), placeholder.encode())
-        ex = Exchange(method=request.method, url=self.redact(request.url), request_headers=headers,
+        ex = Exchange(method=request.method, url=self.redact(url, url), request_headers=headers,
                       request_body=body, elapsed=elapsed, error=error, started=started)
         if resp is not None:
             ex.status = resp.status_code

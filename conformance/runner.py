@@ -106,8 +106,9 @@ def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, cl
     guard = SpendGuard(target, contracts, allow_spend=config.allow_spend, max_spend_usd=config.max_spend_usd)
     client = Client(guard=guard, timeout=config.timeout, trust_env=not target.loopback,
                     pool=max(32, config.workers * len(config.providers)))
-    for _pid, creds in target.credentials.items():
-        client.add_secret(creds.key, f"${creds.env}")
+    for pid, creds in target.credentials.items():
+        scope = [u for (p, _h), u in target.hosts.items() if p == pid]
+        client.add_secret(creds.key, f"${creds.env}", scope=scope)
     client.hooks.extend(client_hooks or [])
     results = Results(config.checks, config.providers, config.seed)
     if listener is not None:

@@ -125,3 +125,18 @@ def test_registry_selection():
     cats = {c.category for c in registry.all_checks()}
     assert cats == {"contract", "lifecycle", "document"}
     assert all(c.description for c in registry.all_checks())
+
+
+def test_one_key_shared_by_providers_is_redacted_as_each_providers_variable():
+    """The embedded mock serves every provider with one key: each curl names its own provider's variable."""
+    import requests
+
+    client = Client()
+    client.add_secret("k1", "$OPENAI_API_KEY", scope=["http://h/openai/v1"])
+    client.add_secret("k1", "$SUNRA_KEY", scope=["http://h/sunra"])
+    a = client.exchange_of(requests.Request("GET", "http://h/openai/v1/videos",
+                                            headers={"Authorization": "Bearer k1"}).prepare(), None, 0, 0)
+    b = client.exchange_of(requests.Request("GET", "http://h/sunra/v1/queue/requests/x",
+                                            headers={"Authorization": "Bearer k1"}).prepare(), None, 0, 0)
+    assert a.request_headers["Authorization"] == "Bearer $OPENAI_API_KEY"
+    assert b.request_headers["Authorization"] == "Bearer $SUNRA_KEY"

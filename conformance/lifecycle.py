@@ -993,26 +993,25 @@ def make_machine(run: ProviderRun):
                 job = self.life.submit(d, False, None, None)
                 if job is not None:
                     out.append(job)
-                    first = first or job
+                if i == 0 and job is not None:
+                    first = job
+                    # while the first job is young: its output asked too early, a remix of it, and a cancel
+                    self.life.early_result(first)
+                    if remixers:
+                        rd, op = remixers[pick % len(remixers)]
+                        young = self.life.remix(first, rd, op, None)
+                        if young is not None:
+                            out.append(young)
+                    if d.supports("cancel"):
+                        victim = self.life.submit(d, False, None, None)
+                        if victim is not None:
+                            self.life.cancel(victim)
+                            out.append(victim)
                 if i == 0 and run.target.free:
                     # one job forced to fail (X-Mock-Fault), so failure checks run every time on the mock
                     failing = self.life.submit(d, True, None, None)
                     if failing is not None:
                         out.append(failing)
-            if first is not None:
-                # while the first job is young: its output asked too early, a remix of it, and a cancel
-                self.life.early_result(first)
-                if remixers:
-                    d, op = remixers[pick % len(remixers)]
-                    young = self.life.remix(first, d, op, None)
-                    if young is not None:
-                        out.append(young)
-                if any(g.supports("cancel") for g in generators):
-                    g = next(g for g in generators if g.supports("cancel"))
-                    victim = self.life.submit(g, False, None, None)
-                    if victim is not None:
-                        self.life.cancel(victim)
-                        out.append(victim)
             if remixers and run.pool and run.pool.sources:
                 # a remix of a completed source (and, on a remix-only provider, one forced to fail)
                 d, op = remixers[(pick + 1) % len(remixers)]

@@ -63,11 +63,18 @@ def _pos_float(text: str) -> float:
     return v
 
 
+def _drift_cli():
+    from .drift import cli as drift_cli
+
+    return drift_cli
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="conformance", description="Property-based conformance suite for the Sora 2 remix "
                 "provider contracts (specs/).")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     r = sub.add_parser("run", help="check a target against the vendored contracts")
+    _drift_cli().add_subcommands(sub)  # record, drift, diff (conformance/drift/)
     who = r.add_argument_group("what to check")
     who.add_argument("--provider", action="append", default=[], metavar="ID",
                      help="provider id (repeatable): " + ", ".join(_provider_ids()))
@@ -319,8 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "checks":
             return cmd_checks()
+        if getattr(args, "drift_command", None):
+            return _drift_cli().run(args)
         if args.command != "run":
-            raise UsageError("conformance: give a command: run | checks (see conformance run --help)")
+            raise UsageError("conformance: give a command: run | checks | record | drift | diff "
+                             "(see conformance --help)")
         return cmd_run(args)
     except UsageError as exc:
         sys.stderr.write(f"{exc}\n")

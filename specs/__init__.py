@@ -315,7 +315,7 @@ def _check_ids(contract: Contract) -> None:
         raise SpecError(f"{contract.directory / 'openapi.yaml'}: has no paths")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(provider_id: str) -> Contract:
     """Load and cache one provider's contract and metadata.
 

@@ -74,25 +74,36 @@ class HostMount:
         return self.host["id"]
 
 
-@dataclass
 class JournalEntry:
-    """One request as kept in the admin journal (credentials redacted)."""
+    """One request as kept in the admin journal. Headers and URL are kept by reference and redacted when
+    the journal is read (:meth:`to_json`), which keeps the hot path cheap; they never leave the process
+    unredacted."""
 
-    time: float
-    method: str
-    path: str
-    provider: str | None
-    operation: str | None
-    status: int | None = None
-    duration_ms: float | None = None
-    headers: Any = field(default_factory=dict)  # the request's (read-only) headers; redacted on output
-    fault: str | None = None
+    __slots__ = ("time", "method", "rel_url", "provider", "operation", "status", "duration_ms", "headers",
+                 "fault")
+
+    def __init__(self, time: float, method: str, rel_url: Any, provider: str | None, operation: str | None,
+                 headers: Any):
+        self.time = time
+        self.method = method
+        self.rel_url = rel_url
+        self.provider = provider
+        self.operation = operation
+        self.headers = headers
+        self.status: int | None = None
+        self.duration_ms: float | None = None
+        self.fault: str | None = None
+
+    @property
+    def path(self) -> str:
+        return str(self.rel_url)
 
     def to_json(self) -> dict:
         """JSON view with credentials redacted (headers and secret-looking query values)."""
-        return {"time": self.time, "method": self.method, "path": redact_url(self.path),
+        return {"time": round(self.time, 3), "method": self.method, "path": redact_url(self.path),
                 "provider": self.provider, "operation": self.operation, "status": self.status,
-                "duration_ms": self.duration_ms, "headers": redact_headers(self.headers), "fault": self.fault}
+                "duration_ms": None if self.duration_ms is None else round(self.duration_ms, 3),
+                "headers": redact_headers(self.headers), "fault": self.fault}
 
 
 class MockState:
@@ -158,7 +169,6 @@ class MockState:
         return int(self.clock.to_wall(virtual))
 
 
-@dataclass
 class Ctx:
     """Everything a family adapter needs for one request.
 
@@ -172,13 +182,17 @@ class Ctx:
         api_key: the caller's key (never logged).
     """
 
-    state: MockState
-    mount: HostMount
-    op: Operation
-    request: web.Request
-    path_params: dict[str, str]
-    body: Any
-    api_key: str | None
+    __slots__ = ("state", "mount", "op", "request", "path_params", "body", "api_key")
+
+    def __init__(self, state: MockState, mount: HostMount, op: Operation, request: web.Request,
+                 path_params: dict[str, str], body: Any, api_key: str | None):
+        self.state = state
+        self.mount = mount
+        self.op = op
+        self.request = request
+        self.path_params = path_params
+        self.body = body
+        self.api_key = api_key
 
     @property
     def contract(self) -> Contract:
@@ -215,13 +229,28 @@ def error_response(contract: Contract, kind: str, message: str | None = None, pa
 
 
 # -- auth ---------------------------------------------------------------------------------------------
+_AUTH_MEMO: dict[tuple, tuple[str | None, str | None]] = {}
+
+
 def check_auth(contract: Contract, headers, required_key: str | None) -> tuple[str | None, str | None]:
     """Check credentials against the provider's scheme(s) (provider.yaml ``auth``).
 
-    Returns ``(api_key, None)`` when accepted, or ``(None, reason)`` when rejected.
+    Returns ``(api_key, None)`` when accepted, or ``(None, reason)`` when rejected. Verdicts are memoised
+    per (provider, header value, required key) in a small bounded table: clients repeat one header.
     """
+    value = headers.get(contract.auth["header"])
+    memo_key = (contract.id, value, required_key)
+    verdict = _AUTH_MEMO.get(memo_key)
+    if verdict is None:
+        verdict = _check_auth(contract, value, required_key)
+        if len(_AUTH_MEMO) >= 1024:
+            _AUTH_MEMO.clear()
+        _AUTH_MEMO[memo_key] = verdict
+    return verdict
+
+
+def _check_auth(contract: Contract, value: str | None, required_key: str | None) -> tuple[str | None, str | None]:
     auth = contract.auth
-    value = headers.get(auth["header"])
     if value is None or not value.strip():
         return None, f"missing credentials: send the {auth['header']} header ({_scheme_hint(auth)})"
     value = value.strip()
@@ -265,10 +294,23 @@ def stamp_request_id(response: web.StreamResponse, op: Operation | list[Operatio
     (or of several: a 404/405 of a mount) unless it has them: every answer carries them, errors included
     (auth, validation, injected faults, unknown paths), as the contracts declare them on every status."""
     rid = f"req_{_RUN_ID}{next(_REQUEST_SEQ):010x}"
-    names = {n for o in (op if isinstance(op, list) else [op]) for n in _request_id_headers(o)}
-    for name in sorted(names):
-        response.headers.setdefault(name, rid)
+    headers = response.headers
+    for name in _id_header_names(tuple(op) if isinstance(op, list) else (op,)):
+        if name not in headers:
+            headers[name] = rid
     return response
+
+
+_ID_NAMES: dict[tuple, tuple[str, ...]] = {}
+
+
+def _id_header_names(ops: tuple[Operation, ...]) -> tuple[str, ...]:
+    """The request-id header names the operations declare (memoised by operation: read on every answer)."""
+    key = tuple((o.provider, o.operation_id) for o in ops)
+    names = _ID_NAMES.get(key)
+    if names is None:
+        names = _ID_NAMES[key] = tuple(sorted({n for o in ops for n in _request_id_headers(o)}))
+    return names
 
 
 def make_handler(mount: HostMount, op: Operation):
@@ -280,8 +322,11 @@ def make_handler(mount: HostMount, op: Operation):
     needs_validation = has_body or any(isinstance(p, dict) and p.get("in") in ("query", "header")
                                        for p in params)
 
-    async def core(request: web.Request, rel_path: str, path_params: dict[str, str]) -> web.StreamResponse:
-        state: MockState = request.app[STATE_KEY]
+    role_handler = None  # the family's op_<role>, bound on first use (families are attached after routes)
+
+    async def core(request: web.Request, rel_path: str | None, path_params: dict[str, str]) -> web.StreamResponse:
+        nonlocal role_handler
+        state: MockState = mount.family.state
         contract = mount.contract
         key, reason = check_auth(contract, request.headers, state.config.api_key)
         if key is None:
@@ -295,6 +340,9 @@ def make_handler(mount: HostMount, op: Operation):
                 return error_response(contract, "validation", "request body is too large", status=413
                                       if _declares(op, 413) else None)
         if needs_validation:
+            if rel_path is None:
+                # The raw path: an id holding "%2F" stays one path segment for the validator, as for the router.
+                rel_path = _rel_path(request.rel_url.raw_path, mount.prefix)
             ctype = request.headers.get("Content-Type", "")
             errs = mount.validator.request_errors(request.method, rel_path, request.query, request.headers,
                                                   raw if raw else None, ctype)
@@ -305,14 +353,13 @@ def make_handler(mount: HostMount, op: Operation):
             body = await _parse_body(request, raw, _text_fields(mount.contract, op))
             if isinstance(body, ValueError):
                 return error_response(contract, "validation", str(body))
-        ctx = Ctx(state=state, mount=mount, op=op, request=request, path_params=path_params, body=body,
-                  api_key=key)
-        return await mount.family.handle(ctx)
+        ctx = Ctx(state, mount, op, request, path_params, body, key)
+        if role_handler is None:
+            role_handler = getattr(mount.family, f"op_{op.role}", None) or mount.family.handle
+        return await role_handler(ctx)
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        # The raw path: an id holding "%2F" stays one path segment for the validator, as for the router.
-        rel_path = _rel_path(request.rel_url.raw_path, mount.prefix)
-        return await guarded(request, rel_path, dict(request.match_info))
+        return await guarded(request, None, request.match_info)
 
     async def guarded(request: web.Request, rel_path: str, path_params: dict[str, str]) -> web.StreamResponse:
         try:
@@ -322,8 +369,14 @@ def make_handler(mount: HostMount, op: Operation):
         except Exception as exc:  # a mock bug still answers in the provider's envelope, and is logged
             log.exception("mock error in %s %s", op.method, op.path)
             response = error_response(mount.contract, "server_error", f"mock internal error: {type(exc).__name__}")
-        return stamp_request_id(response, op)
+        rid = f"req_{_RUN_ID}{next(_REQUEST_SEQ):010x}"
+        headers = response.headers
+        for name in id_names:
+            if name not in headers:
+                headers[name] = rid
+        return response
 
+    id_names = _id_header_names((op,))
     handler.core = guarded
     handler.mock_meta = (mount, op)  # read by the faults middleware and the journal
     return handler
@@ -481,8 +534,7 @@ def _layered(handler, *layers):
     """Wrap a handler in middleware layers (outermost first), composed once when routes are built.
 
     The layers are ordinary aiohttp-style middlewares ``(request, handler)``; composing them here instead of
-    registering them with the application avoids aiohttp rebuilding the chain on every request (about 30%
-    of status-poll throughput, see bench/load.py).
+    registering them with the application avoids aiohttp rebuilding the chain on every request.
     """
     inner = handler
     for layer in reversed(layers):
@@ -501,6 +553,39 @@ def _bind(layer, nxt):
     return bound
 
 
+def _operation_route(state: MockState, handler):
+    """The route handler of one operation: journal entry, then faults (only when one can apply: installed
+    rules, a rate limit or an ``X-Mock-Fault`` header), then the pipeline. This is the faults and journal
+    middleware of DESIGN.md fused into one frame, because status polls are the hot path (bench/load.py)."""
+    from .faults import FAULT_HEADER, FAULT_KEY, faults_middleware
+
+    mount, op = handler.mock_meta
+    journal, book = state.journal, state.faults
+    provider, operation = mount.provider, op.operation_id
+    clock, perf = time.time, time.perf_counter
+
+    async def routed(request: web.Request) -> web.StreamResponse:
+        entry = JournalEntry(clock(), request.method, request.rel_url, provider, operation, request.headers)
+        journal.append(entry)
+        start = perf()
+        faulted = bool(book.rules) or book.rate_limited or FAULT_HEADER in request.headers
+        try:
+            response = await (faults_middleware(request, handler) if faulted else handler(request))
+            entry.status = response.status
+            return response
+        except web.HTTPException as exc:
+            entry.status = exc.status
+            raise
+        finally:
+            entry.duration_ms = (perf() - start) * 1000
+            if faulted:
+                entry.fault = request.get(FAULT_KEY)
+
+    routed.mock_meta = handler.mock_meta
+    routed.core = handler.core
+    return routed
+
+
 def mount_prefix(contract: Contract, host: dict, at_root: bool) -> str:
     """The URL prefix a host is served under: its mount (or nothing at the root) plus the base URL path."""
     base_path = urlsplit(host["base_url"]).path.rstrip("/")
@@ -516,7 +601,7 @@ def build_app(config: MockConfig | None = None) -> web.Application:
     """
     from . import admin
     from .families import family_for
-    from .faults import faults_middleware, journal_middleware
+    from .faults import journal_middleware
 
     config = config or MockConfig()
     state = MockState(config)
@@ -538,11 +623,13 @@ def build_app(config: MockConfig | None = None) -> web.Application:
     # paths before templated ones), not an operation of the templated path.
     fallback = _layered(_fallback_handler(state.mounts), journal_middleware)
     routes = [(m, op) for m in state.mounts for op in m.operations]
-    routes.sort(key=lambda r: (r[1].path.count("{"), -len(r[1].path), r[0].prefix + r[1].path))
+    # Within each group shorter paths first: templates are anchored, and the status poll (the hot path) is
+    # then the first candidate the router tries.
+    routes.sort(key=lambda r: (r[1].path.count("{"), len(r[1].path), r[0].prefix + r[1].path))
     for i, (mount, op) in enumerate(routes):
         handler = mount.handlers[op.operation_id] = make_handler(mount, op)
         full = mount.prefix + op.path
-        app.router.add_route(op.method, full, _layered(handler, journal_middleware, faults_middleware))
+        app.router.add_route(op.method, full, _operation_route(state, handler))
         last_of_path = i + 1 == len(routes) or routes[i + 1][0].prefix + routes[i + 1][1].path != full
         if last_of_path and "{" not in op.path:
             app.router.add_route("*", full, fallback)

@@ -146,6 +146,7 @@ class FaultBook:
         self.rules: list[FaultRule] = []
         self._ids = itertools.count(1)
         self._buckets: dict[str, tuple[float, float]] = {}
+        self.rate_limited = state.config.rate_limit is not None  # --rate-limit token buckets are on
         for spec in initial or []:
             self.add(spec)
 
@@ -286,9 +287,8 @@ async def journal_middleware(request: web.Request, handler):
     mount, op = _meta(request)
     # Headers are kept by reference and redacted when the journal is read (keeps polls fast); they never
     # leave the process unredacted.
-    entry = JournalEntry(time=round(time.time(), 3), method=request.method, path=request.path_qs,
-                         provider=mount.provider if mount else None,
-                         operation=op.operation_id if op else None, headers=request.headers)
+    entry = JournalEntry(time.time(), request.method, request.rel_url, mount.provider if mount else None,
+                         op.operation_id if op else None, request.headers)
     state.journal.append(entry)
     start = time.perf_counter()
     try:
@@ -299,5 +299,5 @@ async def journal_middleware(request: web.Request, handler):
         entry.status = exc.status
         raise
     finally:
-        entry.duration_ms = round((time.perf_counter() - start) * 1000, 3)
+        entry.duration_ms = (time.perf_counter() - start) * 1000
         entry.fault = request.get(FAULT_KEY)

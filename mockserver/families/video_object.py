@@ -8,6 +8,7 @@ and §4, openai 3.54.0 ``resources/videos.py``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -51,18 +52,36 @@ class VideoObjectFamily(Family):
             "error": error,
         }
 
+    #: Encoded video objects by job id, reused while the job's computed state is unchanged (a poll loop
+    #: mostly reads the same state). Bounded, so it adds nothing per job beyond RENDER_CACHE_SIZE.
+    RENDER_CACHE_SIZE = 4096
+
     def _video_response(self, ctx, job: eng.Job) -> web.Response:
         st = self.job_state(job)
-        headers = {}
-        if self._declares_header(ctx.op, "openai-poll-after-ms") and not st.terminal:
+        headers = {"Content-Type": "application/json"}
+        if not st.terminal and self._declares_header(ctx.op, "openai-poll-after-ms"):
             headers["openai-poll-after-ms"] = str(self.poll_after_ms(st))
-        return ctx.json(self.video(job, st), headers=headers)
+        cache = self._render_cache
+        hit = cache.get(job.id)
+        # The object itself (not only its id) is part of the key, so a reset that reissues ids can't alias.
+        if hit is not None and hit[0] is job and hit[1] == st.status and hit[2] == st.progress:
+            body = hit[3]
+        else:
+            body = json.dumps(self.video(job, st), separators=(",", ":")).encode()
+            cache[job.id] = (job, st.status, st.progress, body)
+            if len(cache) > self.RENDER_CACHE_SIZE:
+                del cache[next(iter(cache))]  # oldest insertion first
+        return web.Response(body=body, headers=headers)
 
-    _header_cache: dict[tuple[str, str], bool] = {}
+    _header_cache: dict[tuple, bool] = {}
+
+    def __init__(self, state, mount):
+        super().__init__(state, mount)
+        self._render_cache: dict[str, tuple] = {}
 
     @classmethod
     def _declares_header(cls, op, name: str) -> bool:
-        key = (op.provider + ":" + op.operation_id, name)
+        key = (op.provider, op.operation_id, name)
         found = cls._header_cache.get(key)
         if found is None:
             found = cls._header_cache[key] = any(

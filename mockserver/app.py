@@ -333,7 +333,7 @@ def make_handler(mount: HostMount, op: Operation):
             return error_response(contract, "unauthorized", reason)
         body: Any = None
         raw = b""
-        if has_body or request.can_read_body:
+        if has_body or (request.method != "GET" and request.can_read_body):
             try:
                 raw = await request.read()
             except web.HTTPRequestEntityTooLarge:
@@ -361,7 +361,8 @@ def make_handler(mount: HostMount, op: Operation):
     async def handler(request: web.Request) -> web.StreamResponse:
         return await guarded(request, None, request.match_info)
 
-    async def guarded(request: web.Request, rel_path: str, path_params: dict[str, str]) -> web.StreamResponse:
+    async def guarded(request: web.Request, rel_path: str | None,
+                      path_params: dict[str, str]) -> web.StreamResponse:
         try:
             response = await core(request, rel_path, path_params)
         except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
@@ -378,6 +379,7 @@ def make_handler(mount: HostMount, op: Operation):
 
     id_names = _id_header_names((op,))
     handler.core = guarded
+    handler.guarded = guarded
     handler.mock_meta = (mount, op)  # read by the faults middleware and the journal
     return handler
 
@@ -560,6 +562,7 @@ def _operation_route(state: MockState, handler):
     from .faults import FAULT_HEADER, FAULT_KEY, faults_middleware
 
     mount, op = handler.mock_meta
+    guarded = handler.guarded
     journal, book = state.journal, state.faults
     provider, operation = mount.provider, op.operation_id
     clock, perf = time.time, time.perf_counter
@@ -570,7 +573,8 @@ def _operation_route(state: MockState, handler):
         start = perf()
         faulted = bool(book.rules) or book.rate_limited or FAULT_HEADER in request.headers
         try:
-            response = await (faults_middleware(request, handler) if faulted else handler(request))
+            response = await (faults_middleware(request, handler) if faulted
+                              else guarded(request, None, request.match_info))
             entry.status = response.status
             return response
         except web.HTTPException as exc:

@@ -136,7 +136,7 @@ class Family:
         """
         source_id = self.source_id_of(ctx, body)
         param = (ctx.op.source or {}).get("name") or (ctx.op.source or {}).get("pointer", "").strip("/")
-        if not source_id:  # absent from the request (e.g. no body where the contract leaves it optional)
+        if source_id is None:  # absent from the request (e.g. no body where the contract leaves it optional)
             return None, ctx.error("validation", f"{param or 'source video id'} is required",
                                    param=param.split("/")[-1] if param else "body")
         job = self.find(source_id)

@@ -110,7 +110,9 @@ class VideoObjectFamily(Family):
 
     async def op_edit(self, ctx) -> web.Response:
         body = ctx.body if isinstance(ctx.body, dict) else {}
-        if isinstance(body.get("video"), bytes | bytearray):  # an uploaded video: nothing to look up
+        # An uploaded video (a file part, with or without a filename) has nothing to look up; a reference
+        # arrives as an object ({"id": ...} in JSON, video[id] in a form).
+        if isinstance(body.get("video"), bytes | bytearray | str):
             job = self.create_job(ctx, body, kind="edit")
             return self._video_response(ctx, job)
         source, err = self.resolve_source(ctx, body)

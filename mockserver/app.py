@@ -30,6 +30,7 @@ from aiohttp import web
 
 import specs
 from specs import Contract, Operation
+from specs.validate import deref
 
 from . import engine as eng
 from .config import MockConfig
@@ -318,7 +319,7 @@ def make_handler(mount: HostMount, op: Operation):
     has_body = "requestBody" in op.definition
     # Path parameters are already matched by the router; only bodies, query and header parameters need
     # openapi-core (this keeps status polls fast: see bench/load.py).
-    params = [_deref(mount.contract.openapi, p) for p in op.definition.get("parameters") or []]
+    params = [deref(mount.contract.openapi, p) for p in op.definition.get("parameters") or []]
     needs_validation = has_body or any(isinstance(p, dict) and p.get("in") in ("query", "header")
                                        for p in params)
 
@@ -384,18 +385,6 @@ def make_handler(mount: HostMount, op: Operation):
     return handler
 
 
-def _deref(doc: dict, node: Any) -> Any:
-    """Follow local ``$ref`` chains (``#/components/parameters/VideoId``) to the referenced object."""
-    for _ in range(10):
-        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/")):
-            return node
-        target: Any = doc
-        for token in node["$ref"][2:].split("/"):
-            target = target.get(token.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
-        node = target
-    return node
-
-
 def _declares(op: Operation, status: int) -> bool:
     return str(status) in (op.definition.get("responses") or {})
 
@@ -406,11 +395,11 @@ def _text_fields(contract: Contract, op: Operation) -> frozenset[str]:
     key = (op.provider, op.operation_id)
     if key not in _TEXT_FIELDS:
         doc = contract.openapi
-        body = _deref(doc, op.definition.get("requestBody") or {})
-        schema = _deref(doc, ((body.get("content") or {}).get("multipart/form-data") or {}).get("schema") or {})
+        body = deref(doc, op.definition.get("requestBody") or {})
+        schema = deref(doc, ((body.get("content") or {}).get("multipart/form-data") or {}).get("schema") or {})
 
         def admits_text(node: Any, depth: int = 0) -> bool:
-            node = _deref(doc, node)
+            node = deref(doc, node)
             if not isinstance(node, dict) or depth > 5:
                 return False
             types = node.get("type")

@@ -18,6 +18,7 @@ from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from specs import Contract
+from specs.validate import deref
 
 
 class _Request:
@@ -103,20 +104,9 @@ def _unreadable(exc: BaseException) -> str:
     return f"the request body cannot be read as {mimetype}" if mimetype else type(exc).__name__
 
 
-def _deref(doc: dict, node: Any) -> Any:
-    for _ in range(20):
-        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/")):
-            return node
-        target: Any = doc
-        for token in node["$ref"][2:].split("/"):
-            target = target.get(token.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
-        node = target
-    return node
-
-
 def _declared_properties(doc: dict, schema: Any) -> set[str]:
     """Property names a schema declares, including those of its allOf/oneOf/anyOf branches."""
-    schema = _deref(doc, schema)
+    schema = deref(doc, schema)
     if not isinstance(schema, dict):
         return set()
     names = set(schema.get("properties") or {})
@@ -174,14 +164,14 @@ def _with_form_text_encodings(document: dict) -> dict:
     top-level ``type`` and would otherwise validate such a part as raw bytes. Edits ``document`` in place."""
     for item in (document.get("paths") or {}).values():
         for op in item.values():
-            body = _deref(document, op.get("requestBody")) if isinstance(op, dict) else None
+            body = deref(document, op.get("requestBody")) if isinstance(op, dict) else None
             media = ((body or {}).get("content") or {}).get("multipart/form-data")
             if not isinstance(media, dict):
                 continue
-            schema = _deref(document, media.get("schema") or {})
+            schema = deref(document, media.get("schema") or {})
             for name, prop in (schema.get("properties") or {}).items():
-                prop = _deref(document, prop)
-                branches = [_deref(document, b) for b in (prop.get("anyOf") or prop.get("oneOf") or [])]
+                prop = deref(document, prop)
+                branches = [deref(document, b) for b in (prop.get("anyOf") or prop.get("oneOf") or [])]
                 if "type" in prop or not branches or name in (media.get("encoding") or {}):
                     continue
                 if all(b.get("type") == "string" and b.get("format") != "binary" for b in branches):
@@ -255,15 +245,15 @@ class HostValidator:
         out: list[tuple[str, str | None]] = []
         getall = getattr(query, "getall", None)
         for p in op.get("parameters") or []:
-            p = _deref(doc, p)
+            p = deref(doc, p)
             if not isinstance(p, dict) or p.get("in") != "query" or getall is None:
                 continue
-            if _deref(doc, p.get("schema") or {}).get("type") != "array" and len(getall(p["name"], [])) > 1:
+            if deref(doc, p.get("schema") or {}).get("type") != "array" and len(getall(p["name"], [])) > 1:
                 out.append((f"query parameter {p['name']} must be given once", p["name"]))
         media = content_type.split(";")[0].strip().lower()
         if body and media in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            content = (_deref(doc, op.get("requestBody") or {}).get("content") or {}).get(media) or {}
-            schema = _deref(doc, content.get("schema") or {})
+            content = (deref(doc, op.get("requestBody") or {}).get("content") or {}).get(media) or {}
+            schema = deref(doc, content.get("schema") or {})
             if schema.get("additionalProperties") is False:
                 declared = _declared_properties(doc, schema)
                 for name in _form_field_names(body, content_type):

@@ -45,6 +45,19 @@ def resolve_pointer(doc: Any, ptr: str) -> Any:
     return node
 
 
+def deref(doc: Any, node: Any, max_depth: int = 20) -> Any:
+    """Follow local ``$ref`` chains (``{"$ref": "#/components/parameters/VideoId"}``) to the object they
+    name; returns ``node`` unchanged when it is not a reference, ``{}`` for a reference that does not resolve."""
+    for _ in range(max_depth):
+        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/")):
+            return node
+        target: Any = doc
+        for token in node["$ref"][2:].split("/"):
+            target = target.get(token.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
+        node = target
+    return node
+
+
 def spec_errors(doc: dict) -> list[str]:
     """OpenAPI 3.1 validation errors of a document (empty when valid), one line each."""
     from openapi_spec_validator import OpenAPIV31SpecValidator

@@ -151,6 +151,15 @@ class Family:
                                    "(delete_video was true), so it cannot be remixed", param=param or None)
         return job, None
 
+    def kind_and_source(self, ctx, body: Any) -> tuple[str, eng.Job | None, web.Response | None]:
+        """The job kind of a create/submit/run request (``x-kind``, possibly chosen by the body) and, for a
+        remix, its completed source: ``(kind, source, None)``, or ``(kind, None, error_response)``."""
+        kind = ctx.op.kind_for(body) or "generate"
+        if kind != "remix":
+            return kind, None, None
+        source, err = self.resolve_source(ctx, body)
+        return kind, source, err
+
     def create_job(self, ctx, body: Any, kind: str | None = None,
                    source: eng.Job | None = None) -> eng.Job:
         """Create the job for a submit/create/remix request, applying injected generation failures."""

@@ -179,15 +179,12 @@ class JobFamily(Family):
         if hook is not None and not _is_http_url(hook):
             return ctx.error("validation", f"webhook URL {hook!r} must be an absolute http(s) URL",
                              param="webhook_url")
-        kind = ctx.op.kind_for(body) or "generate"
-        source = None
-        if kind == "remix":
-            source, err = self.resolve_source(ctx, body)
-            if err is not None:
-                return err
-            if self.expired(source, self.job_state(source)):
-                return ctx.error("expired", f"Source video '{source.id}' has expired and cannot be remixed.",
-                                 param=(ctx.op.source or {}).get("pointer", "").strip("/") or None)
+        kind, source, err = self.kind_and_source(ctx, body)
+        if err is not None:
+            return err
+        if source is not None and self.expired(source, self.job_state(source)):
+            return ctx.error("expired", f"Source video '{source.id}' has expired and cannot be remixed.",
+                             param=(ctx.op.source or {}).get("pointer", "").strip("/") or None)
         job = self.create_job(ctx, body, kind=kind, source=source)
         return ctx.json(self.job_object(job), status=self._success_status(ctx.op))
 

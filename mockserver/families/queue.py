@@ -349,12 +349,9 @@ class QueueFamily(QueueOutputs):
     # -- operations ---------------------------------------------------------------------------------
     async def op_submit(self, ctx) -> web.Response:
         body = ctx.body if isinstance(ctx.body, dict) else {}
-        kind = ctx.op.kind_for(body) or "generate"
-        source = None
-        if kind == "remix":
-            source, err = self.resolve_source(ctx, body)
-            if err is not None:
-                return err
+        kind, source, err = self.kind_and_source(ctx, body)
+        if err is not None:
+            return err
         job = self.create_job(ctx, body, kind=kind, source=source)
         flag = parse_flag(ctx.request.query.get("logs"))
         if flag is not None:

@@ -63,12 +63,9 @@ class SyncFamily(QueueOutputs):
 
     async def op_run(self, ctx) -> web.Response:
         body = ctx.body if isinstance(ctx.body, dict) else {}
-        kind = ctx.op.kind_for(body) or "generate"
-        source = None
-        if kind == "remix":
-            source, err = self.resolve_source(ctx, body)
-            if err is not None:
-                return err
+        kind, source, err = self.kind_and_source(ctx, body)
+        if err is not None:
+            return err
         job = self.create_job(ctx, body, kind=kind, source=source)
         st = await self.wait_terminal(ctx, job)
         if st is None:

@@ -122,3 +122,31 @@ def test_port_in_use_is_a_clear_error():
         assert out.returncode == 2 and "cannot serve" in out.stderr and "Traceback" not in out.stderr
     finally:
         s.close()
+
+
+def test_tls_serves_https_and_prints_the_ca_path(tmp_path):
+    import ssl
+
+    proc = subprocess.Popen([PY, "-m", "mockserver", "serve", "--port", "0", "--only", "openai", "--tls",
+                             "--tls-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        text = ""
+        deadline = time.monotonic() + 30
+        while "TLS CA" not in text and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            text += line
+        root = re.search(r"mockserver (https://127\.0\.0\.1:\d+)", text).group(1)
+        ca = re.search(r"TLS CA\s+(\S+)", text).group(1)
+        assert ca.startswith(str(tmp_path))
+        ctx = ssl.create_default_context(cafile=ca)
+        with urllib.request.urlopen(f"{root}/__mock/health", timeout=5, context=ctx) as resp:
+            assert json.loads(resp.read())["status"] == "ok"
+        with pytest.raises(urllib.error.URLError):  # not trusted without the mock's CA
+            urllib.request.urlopen(f"{root}/__mock/health", timeout=5, context=ssl.create_default_context())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -402,6 +402,28 @@ class Driver:
         return found if isinstance(found, str) and found else job.id
 
     # -- operations (overridden per family) ----------------------------------------------------------
+    def begin(self, req: Request, *, fail: bool = False, source: Job | None = None,
+              **call_kw: Any) -> tuple[Job, Answer, requests.Response]:
+        """Send a creating request and start its :class:`Job` record (shared by every family's ``submit``).
+
+        The remix source reference is read where the contract's ``x-source`` says: a path parameter or a
+        JSON pointer into the body. Returns ``(job, answer, response)``; the family fills in the id.
+        """
+        resp = self.call(req.op, req.path_params, body=req.body, media_type=req.media_type,
+                         headers=self.fault_headers(fail), **call_kw)
+        ans = self.answer(resp)
+        job = Job(driver=self, kind=req.kind, id="", request=req, submit=ans, source=source, expect_failure=fail)
+        if req.kind == "remix":
+            src = req.op.source or {}
+            if src.get("in") == "path":
+                job.source_ref = req.path_params.get(src.get("name", "")) or next(iter(req.path_params.values()),
+                                                                                  None)
+            else:
+                from ..spend import json_pointer
+
+                job.source_ref = json_pointer(req.body, src.get("pointer", "/video_id"))
+        return job, ans, resp
+
     def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
         raise NotImplementedError
 

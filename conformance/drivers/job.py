@@ -28,14 +28,7 @@ class JobDriver(Driver):
         return names[0] if names else "job_id"
 
     def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
-        resp = self.call(req.op, req.path_params, body=req.body, media_type=req.media_type,
-                         headers=self.fault_headers(fail))
-        ans = self.answer(resp)
-        job = Job(driver=self, kind=req.kind, id="", request=req, submit=ans, source=source, expect_failure=fail)
-        if req.kind == "remix":
-            from ..spend import json_pointer
-
-            job.source_ref = json_pointer(req.body, (req.op.source or {}).get("pointer", "/video_id"))
+        job, ans, resp = self.begin(req, fail=fail, source=source)
         if not ans.ok:
             return job
         if not isinstance(ans.body, dict) or not isinstance(ans.body.get("id"), str):

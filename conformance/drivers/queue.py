@@ -29,14 +29,7 @@ class QueueDriver(Driver):
         return self.url_of(ops[0], {"request_id": request_id})
 
     def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
-        resp = self.call(req.op, req.path_params, body=req.body, media_type=req.media_type,
-                         headers=self.fault_headers(fail))
-        ans = self.answer(resp)
-        job = Job(driver=self, kind=req.kind, id="", request=req, submit=ans, source=source, expect_failure=fail)
-        if req.kind == "remix":
-            from ..spend import json_pointer
-
-            job.source_ref = json_pointer(req.body, (req.op.source or {}).get("pointer", "/video_id"))
+        job, ans, resp = self.begin(req, fail=fail, source=source)
         if not ans.ok:
             return job
         body = ans.body

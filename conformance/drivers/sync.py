@@ -18,14 +18,7 @@ class SyncDriver(Driver):
     capabilities = frozenset({"submit", "result", "download", "remix"})
 
     def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
-        resp = self.call(req.op, req.path_params, body=req.body, media_type=req.media_type,
-                         headers=self.fault_headers(fail), timeout=max(self.timeout, 120.0))
-        ans = self.answer(resp)
-        job = Job(driver=self, kind=req.kind, id="", request=req, submit=ans, source=source, expect_failure=fail)
-        if req.kind == "remix":
-            from ..spend import json_pointer
-
-            job.source_ref = json_pointer(req.body, (req.op.source or {}).get("pointer", "/video_id"))
+        job, ans, resp = self.begin(req, fail=fail, source=source, timeout=max(self.timeout, 120.0))
         # The blocking call is the whole lifecycle: a 2xx is "completed", an error answer "failed".
         neutral = ("completed",) if ans.ok else ("failed",)
         job.snapshots.append(Snapshot(at=time.monotonic(), http_status=ans.status, neutral=neutral, body=ans.body,

@@ -22,16 +22,7 @@ class VideoObjectDriver(Driver):
         return need is None or bool(self.ops.get(need))
 
     def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
-        resp = self.call(req.op, req.path_params, body=req.body, media_type=req.media_type,
-                         headers=self.fault_headers(fail))
-        ans = self.answer(resp)
-        job = Job(driver=self, kind=req.kind, id="", request=req, submit=ans, source=source,
-                  source_ref=next(iter(req.path_params.values()), None) if req.kind == "remix" else None,
-                  expect_failure=fail)
-        if req.kind == "remix" and job.source_ref is None:
-            from ..spend import json_pointer
-
-            job.source_ref = json_pointer(req.body, (req.op.source or {}).get("pointer", "/video_id"))
+        job, ans, resp = self.begin(req, fail=fail, source=source)
         if not ans.ok:
             return job
         if not isinstance(ans.body, dict) or not isinstance(ans.body.get("id"), str):

@@ -8,6 +8,7 @@ import httpx
 import openai
 import pytest
 
+import specs
 from mockserver.config import ConfigError, MockConfig
 from mockserver.embedded import EmbeddedMock
 from mockserver.faults import FaultError, parse_fault
@@ -51,7 +52,8 @@ def test_rate_limit_without_retries_surfaces_the_envelope(mock):
     with pytest.raises(openai.RateLimitError) as err:
         client(mock).videos.list()
     assert err.value.response.headers["Retry-After"] == "1"
-    assert err.value.body["type"] == "rate_limit_exceeded" or err.value.body["code"] is not None
+    kind = specs.load("openai").error_kind("rate_limited")  # the envelope provider.yaml declares
+    assert (err.value.body["type"], err.value.body["code"]) == (kind["type"], kind.get("code"))
 
 
 @pytest.mark.parametrize("kind,status,exc", [("server_error", 500, openai.InternalServerError),

@@ -29,7 +29,6 @@ Every replayed answer carries ``X-Mock-Replay: <seq>`` (the interaction's index 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
@@ -79,7 +78,7 @@ class Replayer:
     origins: set[str] = field(default_factory=set)
     auth_header: str = "authorization"
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _blobs: dict[str, bytes] = field(default_factory=dict, repr=False)
+    cassette: Any = field(default=None, repr=False)  # conformance.drift.cassette.Cassette
 
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -89,44 +88,34 @@ class Replayer:
         Raises:
             ConfigError: unreadable or invalid cassette, or its provider is not served by this mock.
         """
-        path = Path(path)
+        from conformance.drift.cassette import Cassette, CassetteError  # the one reader of the format
+
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"--replay: cannot read {path}: {exc.strerror or exc}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"--replay: {path} is not a JSON cassette ({exc})") from None
-        if not isinstance(data, dict) or data.get("cassette_version") != 1 \
-                or not isinstance(data.get("interactions"), list):
-            raise ConfigError(f"--replay: {path} is not a cassette (expected cassette_version 1 and interactions)")
-        provider = data.get("provider")
-        hosts = data.get("hosts") or {}
-        if not isinstance(hosts, dict):
-            raise ConfigError(f"--replay: {path}: hosts must map host ids to base URLs")
+            cassette = Cassette.load(path)
+        except CassetteError as exc:
+            raise ConfigError(f"--replay: {exc}") from None
+        provider, hosts = cassette.provider, cassette.hosts
         if provider is not None and provider not in state.contracts:
             raise ConfigError(f"--replay: {path} was recorded for {provider!r}, which this mock does not serve "
                               f"(serving: {', '.join(state.contracts) or 'nothing'})")
-        rep = cls(path=path, provider=provider, hosts={k: str(v).rstrip("/") for k, v in hosts.items()})
+        rep = cls(path=Path(path), provider=provider, hosts={k: str(v).rstrip("/") for k, v in hosts.items()},
+                  cassette=cassette)
         if provider is not None:
             rep.auth_header = state.contracts[provider].auth["header"].lower()
             for m in state.mounts:
                 if m.provider == provider:
                     rep.prefixes[m.host_id] = m.prefix
         rep.origins = {_origin(u) for u in rep.hosts.values()}
-        items = data["interactions"]
-        for i, item in enumerate(items):
-            req = item.get("request") if isinstance(item, dict) else None
-            if not isinstance(req, dict) or "url" not in req or "method" not in req:
-                raise ConfigError(f"--replay: {path}: interaction {i} has no request method/url")
-            rep.origins.add(_origin(str(req["url"])))
-        for i, item in enumerate(items):
-            resp = item.get("response")
-            if not isinstance(resp, dict) or not isinstance(resp.get("status"), int):
+        for item in cassette.interactions:
+            rep.origins.add(_origin(str(item.request["url"])))
+        for item in cassette.interactions:
+            resp = item.response
+            if resp is None:
                 continue  # a transport error was recorded: nothing to serve
-            req = item["request"]
+            req = item.request
             local, query = rep.local_path(str(req["url"]))
             headers = {str(k).lower(): v for k, v in (req.get("headers") or {}).items()}
-            entry = _Entry(seq=int(item.get("seq", i)), method=str(req["method"]).upper(), path=local,
+            entry = _Entry(seq=item.seq, method=str(req["method"]).upper(), path=local,
                            query=query, authed=rep.auth_header in headers, response=resp)
             rep.table.setdefault((entry.method, local), []).append(entry)
         return rep
@@ -186,17 +175,8 @@ class Replayer:
             return [e for e in entries if score(e) == best][-1]
 
     def blob(self, sha256: str) -> bytes | None:
-        if sha256 in self._blobs:
-            return self._blobs[sha256]
-        target = self.path.with_name(self.path.name + ".blobs") / sha256
-        try:
-            data = target.read_bytes()
-        except OSError:
-            return None
-        if hashlib.sha256(data).hexdigest() != sha256:
-            return None
-        self._blobs[sha256] = data
-        return data
+        """Stored bytes of a recorded binary body (``<cassette>.blobs/<sha256>``), or None."""
+        return self.cassette.blob(sha256) if self.cassette is not None else None
 
     def respond(self, request: web.Request, entry: _Entry, local_origin: str) -> web.StreamResponse:
         """Build the aiohttp response of a recorded entry (URLs rewritten, binary bodies restored)."""

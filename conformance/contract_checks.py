@@ -27,7 +27,6 @@ import functools
 import json
 import random
 import re
-import string
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -176,20 +175,11 @@ def generate(st_op, mode: str, n: int, seed: int) -> list:
 
 def unknown_id(contract: Contract, rng: random.Random) -> str:
     """An id shaped like the provider's (provider.yaml ``ids``: prefix + format) that does not exist."""
+    from mockserver.engine import ID_FORMATS, new_id
+
     ids = contract.provider.get("ids") or {}
-    prefix = ids.get("prefix") or ""
-    fmt = ids.get("format") or "opaque"
-    if fmt == "uuid4":
-        body = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-    elif fmt == "hex32":
-        body = f"{rng.getrandbits(128):032x}"
-    elif fmt == "hex48":
-        body = f"{rng.getrandbits(192):048x}"
-    elif fmt == "ulid":
-        body = "".join(rng.choice("0123456789ABCDEFGHJKMNPQRSTVWXYZ") for _ in range(26))
-    else:
-        body = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(20))
-    return prefix + body
+    fmt = ids.get("format") if ids.get("format") in ID_FORMATS else "opaque"
+    return new_id(rng, ids.get("prefix") or "", fmt, wall_ms=int(rng.random() * (1 << 47)))
 
 
 def _types(doc: dict, schema: Any, depth: int = 0) -> set[str]:

@@ -424,8 +424,22 @@ class Driver:
                 job.source_ref = json_pointer(req.body, src.get("pointer", "/video_id"))
         return job, ans, resp
 
+    #: Field of a creating answer that names the job (families whose answer is the job object itself).
+    id_field = "id"
+
     def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
-        raise NotImplementedError
+        """Create a job whose answer is the job object (video_object, job families); the queue family
+        overrides this (its answer is a request_id plus URLs)."""
+        job, ans, resp = self.begin(req, fail=fail, source=source)
+        if not ans.ok:
+            return job
+        if not isinstance(ans.body, dict) or not isinstance(ans.body.get(self.id_field), str):
+            raise DriverError(f"{req.op.operation_id}: a {ans.status} answer without a job {self.id_field}",
+                              ans.exchange)
+        job.id = ans.body[self.id_field]
+        job.snapshots.append(self.snapshot(ans.body, resp, job, source="submit"))
+        self.note_hint(job, resp)
+        return job
 
     def poll(self, job: Job, honour: bool = True) -> Snapshot:
         """Observe a job. ``honour=False`` sends at once (a confirmation read right after another request,

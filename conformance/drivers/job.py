@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import time
 
-from ..bodies import Request
 from .base import Answer, Driver, DriverError, Job, Result, Snapshot
 
 NOT_MODIFIED_BACKOFF = 0.1  # real seconds added to the wait after each 304
@@ -26,17 +25,6 @@ class JobDriver(Driver):
     def _param(self, role: str) -> str:
         names = re.findall(r"\{([^}]+)\}", self.ops[role][0].path)
         return names[0] if names else "job_id"
-
-    def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
-        job, ans, resp = self.begin(req, fail=fail, source=source)
-        if not ans.ok:
-            return job
-        if not isinstance(ans.body, dict) or not isinstance(ans.body.get("id"), str):
-            raise DriverError(f"{req.op.operation_id}: a {ans.status} answer without a job id", ans.exchange)
-        job.id = ans.body["id"]
-        job.snapshots.append(self.snapshot(ans.body, resp, job, source="submit"))
-        self.note_hint(job, resp)
-        return job
 
     def poll(self, job: Job, honour: bool = True) -> Snapshot:
         if honour:

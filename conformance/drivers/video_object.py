@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-from ..bodies import Request
 from .base import MISSING, Answer, Asset, Download, Driver, DriverError, Job, Result, Snapshot
 
 
@@ -20,17 +19,6 @@ class VideoObjectDriver(Driver):
         need = {"poll": "retrieve", "result": "content", "download": "content", "list": "list",
                 "delete": "delete", "cancel": "cancel"}.get(what)
         return need is None or bool(self.ops.get(need))
-
-    def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
-        job, ans, resp = self.begin(req, fail=fail, source=source)
-        if not ans.ok:
-            return job
-        if not isinstance(ans.body, dict) or not isinstance(ans.body.get("id"), str):
-            raise DriverError(f"{req.op.operation_id}: a {ans.status} answer without a job id", ans.exchange)
-        job.id = ans.body["id"]
-        job.snapshots.append(self.snapshot(ans.body, resp, job, source="submit"))
-        self.note_hint(job, resp)
-        return job
 
     def poll(self, job: Job, honour: bool = True) -> Snapshot:
         op = self.ops["retrieve"][0]

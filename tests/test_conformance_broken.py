@@ -10,12 +10,11 @@ and a clean proxy in front of the same mock does not trip those checks.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 
 import pytest
 from aiohttp import ClientSession, web
+from threaded_server import serve
 
 from conformance import registry
 from conformance.context import RunConfig
@@ -36,8 +35,6 @@ class CorruptingProxy:
         self.corrupt = corrupt
         self.key = key
         self.url = ""
-        self._loop = None
-        self._thread = None
         self.state: dict = {}
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -59,31 +56,12 @@ class CorruptingProxy:
         return web.Response(status=status, headers=out_headers, body=data)
 
     def __enter__(self) -> CorruptingProxy:
-        ready = threading.Event()
-
-        def run():
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self._server = serve(self._handle, method="*")
+        self.url = self._server.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.__exit__(*exc)
 
 
 def _json(data: bytes):

@@ -3,19 +3,17 @@ line and no traceback, the check listing, and report files."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import xml.etree.ElementTree as ET
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from threaded_server import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,36 +35,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@contextmanager
-def serve(handler):
-    ready = threading.Event()
-    box: dict = {}
-
-    def run():
-        loop = asyncio.new_event_loop()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, access_log=None)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        box["url"] = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-        box["loop"] = loop
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    ready.wait(10)
-    try:
-        yield box["url"]
-    finally:
-        box["loop"].call_soon_threadsafe(box["loop"].stop)
-        t.join(10)
 
 
 async def accept_everything(request: web.Request) -> web.Response:

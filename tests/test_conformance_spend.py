@@ -7,18 +7,17 @@ suite treats it like a real provider. It records every request it receives.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
+from threaded_server import serve
 
 import specs
 from conformance import registry
@@ -28,41 +27,6 @@ from conformance.spend import SpendBlocked, SpendGuard
 from conformance.target import open_target
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@contextmanager
-def serve(handler):
-    """Run ``handler(request) -> web.Response`` as an aiohttp server on 127.0.0.1; yields its base URL."""
-    ready = threading.Event()
-    box: dict = {}
-
-    def run():
-        loop = asyncio.new_event_loop()
-        app = web.Application()
-
-        async def handle(request):
-            return await handler(request)
-
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        box["url"] = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-        box["loop"] = loop
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    ready.wait(10)
-    try:
-        yield box["url"]
-    finally:
-        box["loop"].call_soon_threadsafe(box["loop"].stop)
-        t.join(10)
 
 
 class Recorder:

@@ -13,7 +13,6 @@ Every payload is validated against the schema the provider's contract declares f
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -27,6 +26,7 @@ import openai
 import pytest
 from aiohttp import web
 from jsonschema import Draft202012Validator
+from threaded_server import serve
 
 import specs
 from mockserver.embedded import EmbeddedMock
@@ -59,8 +59,6 @@ class Receiver:
         self.statuses = list(statuses)
         self.hits: list[Hit] = []
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self.url = ""
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -72,32 +70,12 @@ class Receiver:
         return web.Response(status=status, text="ok" if status < 300 else "try again")
 
     def __enter__(self) -> Receiver:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_post("/{tail:.*}", self._handle)
-            runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the bound free port
-            self.url = f"http://127.0.0.1:{port}/hook"
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="webhook-receiver", daemon=True)
-        self._thread.start()
-        assert ready.wait(10), "receiver did not start"
+        self._server = serve(self._handle, method="POST")
+        self.url = self._server.__enter__() + "/hook"
         return self
 
     def __exit__(self, *exc) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.__exit__(*exc)
 
     def wait_for(self, n: int, timeout: float = 10.0) -> list[Hit]:
         wait_until(lambda: len(self.hits) >= n, timeout, f"receiver got {len(self.hits)} of {n} deliveries")

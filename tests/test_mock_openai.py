@@ -152,6 +152,9 @@ def test_expired_content_is_refused(mock):
         m.advance(61)
         with pytest.raises(openai.NotFoundError):
             c.videos.download_content(v.id)
+        with pytest.raises(openai.NotFoundError) as err:  # an expired source cannot be remixed either
+            c.videos.remix(v.id, prompt="too late")
+        assert "expired" in err.value.body["message"]
 
 
 def test_gptge_content_is_a_json_link_that_downloads(mock):

@@ -131,7 +131,7 @@ class Family:
         """For a remix/edit request: the completed source job, or the provider's error response.
 
         Missing source id -> ``validation``; unknown (or deleted) source -> ``not_found``; a source that
-        is not completed -> ``conflict``;
+        is not completed -> ``conflict``; a source past its asset expiry -> ``expired``;
         a source whose output was deleted after delivery (fal ``delete_video``) -> ``not_found``.
         """
         source_id = self.source_id_of(ctx, body)
@@ -146,6 +146,9 @@ class Family:
         if st.status != eng.COMPLETED:
             return None, ctx.error("conflict", f"video {source_id!r} is {st.status}; only completed videos "
                                    "can be remixed", param=param or None)
+        if self.expired(job, st):
+            return None, ctx.error("expired", f"video {source_id!r} has expired and cannot be remixed",
+                                   param=param or None)
         if job.params.get("delete_video") and job.params.get("_delivered"):
             return None, ctx.error("not_found", f"video {source_id!r} was deleted after generation "
                                    "(delete_video was true), so it cannot be remixed", param=param or None)

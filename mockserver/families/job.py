@@ -182,9 +182,6 @@ class JobFamily(Family):
         kind, source, err = self.kind_and_source(ctx, body)
         if err is not None:
             return err
-        if source is not None and self.expired(source, self.job_state(source)):
-            return ctx.error("expired", f"Source video '{source.id}' has expired and cannot be remixed.",
-                             param=(ctx.op.source or {}).get("pointer", "").strip("/") or None)
         job = self.create_job(ctx, body, kind=kind, source=source)
         return ctx.json(self.job_object(job), status=self._success_status(ctx.op))
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from specs import Contract, Operation
-from specs.validate import resolve_pointer
+from specs.validate import get_pointer, resolve_pointer
 
 from . import schema as sch
-from .spend import json_pointer, params_rules
+from .spend import params_rules
 
 PROMPT = "A red ball rolls slowly across a wooden table."
 
@@ -194,7 +194,7 @@ def build(contract: Contract, op: Operation, kind: str, *, source_id: str | None
     req.body = body
     req.requested = requested_of(contract, body, source=None)
     for name in ("seconds", "size"):
-        if name not in overrides and json_pointer(body, rules.get(name, {}).get("pointer", "/-")) is None:
+        if name not in overrides and get_pointer(body, rules.get(name, {}).get("pointer", "/-")) is None:
             req.requested[name] = None
     return req
 
@@ -223,7 +223,7 @@ def requested_of(contract: Contract, body: Any, source: dict | None = None) -> d
         rule = rules.get(name)
         if not rule:
             continue
-        value = json_pointer(body, rule["pointer"])
+        value = get_pointer(body, rule["pointer"])
         if value is None:
             continue
         if rule.get("map"):

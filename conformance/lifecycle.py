@@ -680,12 +680,14 @@ def deletes_output(contract, job: Job) -> bool:
     """True when a job's request asked the provider to delete the output once delivered: the field of
     provider.yaml ``mock.params.delete_video``, its value in the request, else the schema's default (fal's
     ``delete_video`` defaults to true, seed 001)."""
-    from .spend import json_pointer, params_rules
+    from specs.validate import get_pointer
+
+    from .spend import params_rules
 
     rule = params_rules(contract).get("delete_video")
     if not rule or not isinstance(job.request.body, dict):
         return False
-    value = json_pointer(job.request.body, rule["pointer"])
+    value = get_pointer(job.request.body, rule["pointer"])
     if value is None:
         rs = sch.request_schema(contract, job.request.op)
         if rs is None:

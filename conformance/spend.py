@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import specs
+from specs.validate import get_pointer
 
 FREE_METHODS = ("GET", "HEAD")
 
@@ -73,23 +74,6 @@ def params_rules(contract: specs.Contract) -> dict[str, dict]:
     return rules
 
 
-def json_pointer(body: Any, pointer: str) -> Any:
-    """The value at a JSON pointer in a parsed body (multipart ``a[b]`` keys understood), or None."""
-    node = body
-    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.lstrip("/").split("/") if t]
-    if isinstance(body, dict) and len(tokens) > 1:
-        flat = tokens[0] + "".join(f"[{t}]" for t in tokens[1:])
-        if flat in body:
-            return body[flat]
-    for token in tokens:
-        if isinstance(node, dict):
-            node = node.get(token)
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-            node = node[int(token)]
-        else:
-            return None
-    return node
-
 
 def parse_body(content_type: str | None, body: bytes | str | None) -> Any:
     """Parse a request body (JSON, multipart/form-data, urlencoded) into data; None when not parseable."""
@@ -127,7 +111,7 @@ def requested_seconds(contract: specs.Contract, body: Any) -> float:
     """Seconds of video a request asks for, via ``mock.params.seconds`` (pointer and default; 4 when
     unset or unreadable). Used for cost estimates: seconds x ``pricing.usd_per_second``."""
     rule = params_rules(contract).get("seconds") or {"pointer": "/seconds", "default": 4}
-    value = json_pointer(body, rule.get("pointer", "/seconds")) if isinstance(body, dict) else None
+    value = get_pointer(body, rule.get("pointer", "/seconds")) if isinstance(body, dict) else None
     try:
         seconds = float(value) if value is not None else float(rule.get("default", 4))
     except (TypeError, ValueError):

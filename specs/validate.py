@@ -45,6 +45,26 @@ def resolve_pointer(doc: Any, ptr: str) -> Any:
     return node
 
 
+def get_pointer(body: Any, pointer: str) -> Any:
+    """The value at a JSON pointer (``/video/id``) in a parsed request or response body, or None when
+    absent. Form bodies whose nested fields arrive flattened (``video[id]``, as the openai SDK sends them)
+    are understood too. Unlike :func:`resolve_pointer` it never raises."""
+    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.lstrip("/").split("/") if t]
+    if isinstance(body, dict) and len(tokens) > 1:
+        flat = tokens[0] + "".join(f"[{t}]" for t in tokens[1:])
+        if flat in body:
+            return body[flat]
+    node = body
+    for token in tokens:
+        if isinstance(node, dict):
+            node = node.get(token)
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return None
+    return node
+
+
 def deref(doc: Any, node: Any, max_depth: int = 20) -> Any:
     """Follow local ``$ref`` chains (``{"$ref": "#/components/parameters/VideoId"}``) to the object they
     name; returns ``node`` unchanged when it is not a reference, ``{}`` for a reference that does not resolve."""

@@ -419,9 +419,9 @@ class Driver:
                 job.source_ref = req.path_params.get(src.get("name", "")) or next(iter(req.path_params.values()),
                                                                                   None)
             else:
-                from ..spend import json_pointer
+                from specs.validate import get_pointer
 
-                job.source_ref = json_pointer(req.body, src.get("pointer", "/video_id"))
+                job.source_ref = get_pointer(req.body, src.get("pointer", "/video_id"))
         return job, ans, resp
 
     #: Field of a creating answer that names the job (families whose answer is the job object itself).

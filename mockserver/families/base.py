@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from specs.validate import get_pointer
+
 from .. import engine as eng
 from ..assets import VARIANTS, file_name
 from ..media import MAX_SECONDS
@@ -35,22 +37,6 @@ DEFAULT_PARAMS = {
     "model": {"pointer": "/model"},
     "delete_video": {"pointer": "/delete_video", "default": False},
 }
-
-
-def json_pointer(body: Any, pointer: str) -> Any:
-    """Value at a JSON pointer (``/video/id``) in a parsed body, or None when absent."""
-    node = body
-    for token in pointer.lstrip("/").split("/"):
-        if not token:
-            continue
-        token = token.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict):
-            node = node.get(token)
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-            node = node[int(token)]
-        else:
-            return None
-    return node
 
 
 class Family:
@@ -100,7 +86,7 @@ class Family:
         spec.update(self.mock.get("params") or {})
         out: dict[str, Any] = {}
         for name, rule in spec.items():
-            value = json_pointer(body, rule["pointer"]) if isinstance(body, dict) else None
+            value = get_pointer(body, rule["pointer"]) if isinstance(body, dict) else None
             if value is not None and "map" in rule:
                 value = rule["map"].get(str(value), rule.get("default"))
             if value is None and source is not None and name in ("seconds", "size", "model"):
@@ -123,7 +109,7 @@ class Family:
         if src.get("in") == "path":
             return ctx.path_params.get(src.get("name", ""))
         if src.get("in") == "body":
-            value = json_pointer(body, src.get("pointer", ""))
+            value = get_pointer(body, src.get("pointer", ""))
             return value if isinstance(value, str) else None
         return None
 

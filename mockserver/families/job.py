@@ -33,9 +33,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from specs.validate import get_pointer
+
 from .. import engine as eng
 from .. import media
-from .base import Family, json_pointer
+from .base import Family
 
 _CALLBACK_EXPR = re.compile(
     r"^\{\$request\.(?:body#(?P<pointer>/[^}]*)|query\.(?P<query>[^}]+)|header\.(?P<header>[^}]+))\}$")
@@ -67,7 +69,7 @@ def callback_url(ctx) -> str | None:
             if m is None:
                 continue
             if m.group("pointer") is not None:
-                value = json_pointer(ctx.body, m.group("pointer")) if isinstance(ctx.body, dict) else None
+                value = get_pointer(ctx.body, m.group("pointer")) if isinstance(ctx.body, dict) else None
             elif m.group("query") is not None:
                 value = ctx.request.query.get(m.group("query"))
             else:

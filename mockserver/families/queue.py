@@ -287,9 +287,9 @@ class QueueOutputs(Family):
                 return ctx.request.query[m.group(1)]
             m = re.fullmatch(r"\{?\$request\.body#(/[^}]*)\}?", expr)
             if m:
-                from .base import json_pointer
+                from specs.validate import get_pointer
 
-                value = json_pointer(ctx.body, m.group(1))
+                value = get_pointer(ctx.body, m.group(1))
                 if isinstance(value, str) and value:
                     return value
         return None

@@ -45,11 +45,15 @@ def provider_ids() -> list[str]:
     return sorted(p.parent.name for p in SPECS_DIR.glob("*/provider.yaml"))
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML (or JSON) file. Raises :class:`SpecError` with one line: unreadable, not UTF-8, or
+    invalid YAML (with its line number)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path} is not UTF-8 text") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -60,7 +64,7 @@ def _read_yaml(path: Path) -> Any:
 
 @functools.lru_cache(maxsize=1)
 def _provider_schema() -> dict:
-    return _read_yaml(SPECS_DIR / "provider.schema.yaml")
+    return read_yaml(SPECS_DIR / "provider.schema.yaml")
 
 
 def validate_provider_metadata(data: Any, where: str = "provider.yaml") -> None:
@@ -333,9 +337,9 @@ def load(provider_id: str) -> Contract:
         known = ", ".join(provider_ids())
         raise UnknownProviderError(f"unknown provider {provider_id!r} (known: {known})")
     directory = SPECS_DIR / provider_id
-    meta = _read_yaml(directory / "provider.yaml")
+    meta = read_yaml(directory / "provider.yaml")
     validate_provider_metadata(meta, str(directory / "provider.yaml"))
-    doc = _read_yaml(directory / "openapi.yaml")
+    doc = read_yaml(directory / "openapi.yaml")
     if not isinstance(doc, dict):
         raise SpecError(f"{directory / 'openapi.yaml'}: not a mapping")
     contract = Contract(id=provider_id, openapi=doc, provider=meta, directory=directory)
@@ -356,7 +360,7 @@ def load_admin() -> dict:
     Raises:
         SpecError: the file is missing or invalid YAML.
     """
-    doc = _read_yaml(SPECS_DIR / ADMIN_ID / "openapi.yaml")
+    doc = read_yaml(SPECS_DIR / ADMIN_ID / "openapi.yaml")
     if not isinstance(doc, dict):
         raise SpecError(f"{SPECS_DIR / ADMIN_ID / 'openapi.yaml'}: not a mapping")
     return doc
@@ -364,5 +368,6 @@ def load_admin() -> dict:
 
 __all__ = [
     "ADMIN_ID", "FAMILIES", "NEUTRAL_STATES", "SPECS_DIR", "Contract", "Operation", "SpecError",
-    "UnknownProviderError", "load", "load_admin", "load_all", "provider_ids", "validate_provider_metadata",
+    "UnknownProviderError", "load", "load_admin", "load_all", "provider_ids", "read_yaml",
+    "validate_provider_metadata",
 ]

@@ -60,8 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+import specs
 from specs import HTTP_METHODS, SPECS_DIR
 from specs.validate import resolve_pointer
 
@@ -88,18 +87,11 @@ class ContractDoc:
 
 
 def _read(path: Path) -> Any:
+    """A contract or provider.yaml file, parsed with the specs reader; its errors become DiffError."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DiffError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise DiffError(f"{path} is not UTF-8 text") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise DiffError(f"{path} is not valid YAML/JSON{where}: {getattr(exc, 'problem', exc)}") from None
+        return specs.read_yaml(path)
+    except specs.SpecError as exc:
+        raise DiffError(str(exc)) from None
 
 
 def load_contract_doc(ref: str) -> ContractDoc:

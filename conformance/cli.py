@@ -5,8 +5,17 @@
     conformance run --provider openai --base-url http://127.0.0.1:8000     # a running mock (free)
     conformance checks                             # list the registered checks
 
-Exit codes: 0 everything passed, 1 conformance failures, 2 usage or configuration error (one line on
-stderr, no traceback).
+Exit codes (``conformance run``):
+
+- 0: every check that ran passed (notes about undocumented expectations do not fail a run);
+- 1: conformance failures: the target deviates from a documented expectation;
+- 2: usage or configuration error (one line on stderr, no traceback): bad flag, unknown provider,
+  unreachable URL, missing key, report path that cannot be written;
+- 3: no failures, but the verdict is incomplete: the suite hit an error of its own (it could not build or
+  send a request, a check crashed) or the run reached ``--max-time``;
+- 130 / 143: interrupted by SIGINT (Ctrl-C) / SIGTERM; the reports are written for what ran.
+
+Failures take precedence over suite errors (1 before 3): a failure is a finding whatever else happened.
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ import random
 import sys
 import time
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_SUITE = 0, 1, 2, 3
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+STOP_GRACE = 1.5  # seconds a stopped run gets to wind down before the reports are written from what ran
 
 
 class UsageError(Exception):
@@ -93,10 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
     tgt.add_argument("--timeout", type=_pos_float, default=60.0, metavar="S", help="seconds per request")
     tgt.add_argument("--job-timeout", type=_pos_float, default=None, metavar="S",
                      help="seconds a job may take to finish (default 60 on the mock, 900 elsewhere)")
-    money = r.add_argument_group("spend guard (targets that are not the mock)")
-    money.add_argument("--allow-spend", action="store_true", help="allow operations that cost money")
-    money.add_argument("--max-spend-usd", type=_nonneg_float, default=0.0, metavar="USD",
-                       help="stop before the estimated cost would pass this (default 0)")
+    tgt.add_argument("--max-time", type=_pos_float, default=None, metavar="S",
+                     help="seconds the whole run may take; checks not reached by then are skipped and the run "
+                     "exits 3 unless something failed (default: no bound)")
+    tgt.add_argument("--free-target", action="store_true",
+                     help="declare that the target bills nothing (a third-party mock, a staging server): every "
+                     "check runs as on our mock; only documented expectations can fail the run")
+    money = r.add_argument_group("spend guard (paid targets: anything but our mock or a --free-target)")
+    money.add_argument("--allow-spend", action="store_true",
+                       help="allow operations that cost money, within a budget (at least one bound below)")
+    money.add_argument("--max-paid-jobs", type=_positive_int, default=None, metavar="N",
+                       help="at most N paid requests (jobs created)")
+    money.add_argument("--max-video-seconds", type=_nonneg_float, default=None, metavar="S",
+                       help="at most S seconds of video requested in total")
+    money.add_argument("--max-spend-usd", type=_nonneg_float, default=None, metavar="USD",
+                       help="stop before the estimated cost would pass this (needs a price)")
+    money.add_argument("--usd-per-second", type=_nonneg_float, default=None, metavar="USD",
+                       help="price per generated second where provider.yaml documents none (for the estimate "
+                       "and --max-spend-usd)")
     money.add_argument("--dry-run", action="store_true", help="print the plan and its estimated cost; send "
                        "nothing to providers")
     money.add_argument("--source-video-id", action="append", default=[], metavar="[PROVIDER=]ID",
@@ -163,14 +188,63 @@ def cmd_checks() -> int:
     return EXIT_OK
 
 
+def _report_paths(args: argparse.Namespace) -> None:
+    """Create the folders of the report paths (``--junit reports/junit.xml`` on a fresh clone) and check that
+    the files can be written, before anything runs. Raises :class:`UsageError`."""
+    for flag, out_path in (("--junit", args.junit), ("--json", args.json), ("--markdown", args.markdown)):
+        if not out_path:
+            continue
+        parent = os.path.dirname(os.path.abspath(out_path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{flag} {out_path}: cannot create directory {parent}: {exc.strerror or exc}") from None
+        if os.path.isdir(out_path):
+            raise UsageError(f"{flag} {out_path}: is a directory")
+        if not os.access(parent, os.W_OK):
+            raise UsageError(f"{flag} {out_path}: directory {parent} is not writable")
+
+
+def _rerun_base(args: argparse.Namespace) -> str:
+    """The ``conformance run`` options that name the same target and budget (for re-run commands)."""
+    import shlex
+
+    parts = ["conformance", "run"]
+    if args.base_url:
+        parts += ["--base-url", args.base_url]
+    for v in args.host_url:
+        parts += ["--host-url", v]
+    for v in args.api_key_env:
+        parts += ["--api-key-env", v]
+    for v in args.source_video_id:
+        parts += ["--source-video-id", v]
+    if args.free_target:
+        parts.append("--free-target")
+    if args.speed is not None:
+        parts += ["--speed", f"{args.speed:g}"]
+    if args.allow_spend:
+        parts.append("--allow-spend")
+    for flag, value in (("--max-paid-jobs", args.max_paid_jobs), ("--max-video-seconds", args.max_video_seconds),
+                        ("--max-spend-usd", args.max_spend_usd), ("--usd-per-second", args.usd_per_second),
+                        ("--job-timeout", args.job_timeout)):
+        if value is not None:
+            parts += [flag, f"{value:g}"]
+    for flag, value, default in (("--examples", args.examples, 50), ("--lifecycle-runs", args.lifecycle_runs, 4),
+                                 ("--lifecycle-steps", args.lifecycle_steps, 14)):
+        if value != default:
+            parts += [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     import specs
 
     from . import report
-    from .context import RunConfig
+    from .context import RunConfig, RunControl
     from .registry import UnknownCheckError, select
+    from .results import Results
     from .runner import execute, plan, render_plan
     from .target import DEFAULT_SPEED, TargetError, open_target
 
@@ -189,24 +263,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.speed is not None and args.base_url:
         raise UsageError("--speed applies to the embedded mock only (not with --base-url)")
+    if args.free_target and not args.base_url:
+        raise UsageError("--free-target declares a --base-url target free; the embedded mock is free already")
+    budget_given = any(v is not None for v in (args.max_paid_jobs, args.max_video_seconds, args.max_spend_usd))
+    if budget_given and not args.allow_spend:
+        raise UsageError("a budget (--max-paid-jobs, --max-video-seconds, --max-spend-usd) needs --allow-spend")
     host_urls = _pairs(args.host_url, "--host-url", providers, key_optional=False)
     api_key_env = _pairs(args.api_key_env, "--api-key-env", providers, key_optional=True)
     source_ids = _pairs(args.source_video_id, "--source-video-id", providers, key_optional=True)
     for pid in source_ids:
         if pid not in providers:
             raise UsageError(f"--source-video-id {pid}=...: {pid} is not a provider of this run")
-    for out_path in (args.junit, args.json, args.markdown):
-        if out_path:
-            parent = os.path.dirname(os.path.abspath(out_path))
-            if not os.path.isdir(parent):
-                raise UsageError(f"cannot write {out_path}: directory {parent} does not exist")
+    _report_paths(args)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10 ** 9)
     config = RunConfig(providers=providers, checks=checks, seed=seed, examples=args.examples,
                        paid_examples=args.paid_examples, lifecycle_runs=args.lifecycle_runs,
                        lifecycle_steps=args.lifecycle_steps, workers=max(1, args.workers),
                        allow_spend=args.allow_spend, max_spend_usd=args.max_spend_usd,
                        source_video_ids=source_ids, timeout=args.timeout,
-                       job_timeout=args.job_timeout or (900.0 if args.base_url else 60.0))
+                       job_timeout=args.job_timeout or (900.0 if args.base_url else 60.0),
+                       max_time=args.max_time, max_paid_jobs=args.max_paid_jobs,
+                       max_video_seconds=args.max_video_seconds, usd_per_second=args.usd_per_second)
     config.negative_examples = max(1, args.examples // 2)
     config.unknown_examples = max(1, (args.examples * 2) // 5)
     import logging
@@ -228,27 +305,43 @@ def cmd_run(args: argparse.Namespace) -> int:
                 mock_root=None, credentials={})
         else:
             target = open_target(providers, base_url=args.base_url, host_urls=host_urls, api_key_env=api_key_env,
-                                 speed=args.speed or DEFAULT_SPEED, seed=seed)
+                                 speed=args.speed or DEFAULT_SPEED, seed=seed, free_target=args.free_target)
     except (TargetError, specs.SpecError) as exc:
         raise UsageError(str(exc)) from None
-    try:
-        if args.dry_run:
-            render_plan(plan(config, target), config, target, console)
-            return EXIT_OK
-        err.print(f"conformance: {len(providers)} provider(s), {len(checks)} check(s), target {target.label}, "
-                  f"seed {seed}", highlight=False)
-        for note in target.notes:
-            err.print(f"  note: {note}", highlight=False)
-        progress, listener, stop = _progress(err, providers, enabled=not args.no_progress)
+    if args.dry_run:
         try:
-            results = execute(config, target, progress=progress, listener=listener)
+            render_plan(plan(config, target), config, target, console)
         finally:
-            stop()
-    finally:
+            target.close()
+        return EXIT_OK
+    results = Results(checks, providers, seed)
+    results.rerun_base = _rerun_base(args)
+    control = RunControl(args.max_time)
+    err.print(f"conformance: {len(providers)} provider(s), {len(checks)} check(s), target {target.label}, "
+              f"seed {seed}", highlight=False)
+    for note in target.notes:
+        err.print(f"  note: {note}", highlight=False)
+    progress, listener, stop_progress = _progress(err, providers, enabled=not args.no_progress)
+    signal_name = _run_with_signals(lambda: execute(config, target, progress=progress, listener=listener,
+                                                    control=control, results=results), control)
+    stop_progress()
+    if signal_name is None:
         target.close()
+    else:
+        results.stopped = "interrupted"
+        if not any(e.name == "interrupted" for e in results.suite_errors):
+            results.suite_error("interrupted", None, f"{signal_name}: the run was interrupted; checks not reached "
+                                "are reported as skipped")
+        for o in results.outcomes():
+            if o.status == "skipped" and (o.skip_reason is None or o.skip_reason.startswith("not reached")):
+                o.skip_reason = f"not reached: the run was interrupted ({signal_name})"
+        if results.finished is None:
+            results.finished = time.monotonic()
     report.render_summary(results, console)
-    for e in results.internal_errors:
-        err.print(f"conformance: internal error ({e}); see the JSON report notes", highlight=False)
+    for e in results.suite_errors:
+        first = e.message.splitlines()[0] if e.message else ""
+        err.print(f"conformance: suite error [{e.name}] {e.provider or ''} {e.check or ''}: {first}".replace("  ", " "),
+                  highlight=False, markup=False)
     if args.junit:
         report.write_junit(results, args.junit)
     if args.json:
@@ -256,7 +349,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.markdown:
         report.write_markdown(results, args.markdown)
     err.print(f"conformance: wall time {time.monotonic() - t0:.1f} s", highlight=False)
-    return EXIT_OK if results.ok and not results.internal_errors else EXIT_FAIL
+    if signal_name is not None:
+        code = EXIT_SIGNAL[signal_name]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # worker threads may still be inside a request: do not wait for them
+    if not results.ok:
+        return EXIT_FAIL
+    return EXIT_SUITE if results.suite_errors else EXIT_OK
+
+
+def _run_with_signals(fn, control) -> str | None:
+    """Run ``fn`` on a worker thread while the main thread waits with SIGINT/SIGTERM handlers installed.
+
+    A signal stops the run (``control.stop("interrupted")``); the worker then gets :data:`STOP_GRACE` seconds
+    to wind down. Returns the signal's name (``"SIGINT"``/``"SIGTERM"``) or None when ``fn`` ended by itself.
+    Re-raises what ``fn`` raised.
+    """
+    import signal
+    import threading
+
+    box: dict = {}
+    got: list[str] = []
+
+    def work() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the main thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="conformance-run", daemon=True)
+    previous = {}
+
+    def handler(signum, frame) -> None:
+        got.append(signal.Signals(signum).name)
+        control.stop("interrupted")
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        worker.start()
+        while worker.is_alive() and not got:
+            worker.join(0.1)
+        if got:
+            worker.join(STOP_GRACE)
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+    if got:
+        return got[0]
+    if "error" in box:
+        raise box["error"]
+    return None
 
 
 def _progress(console, providers: list[str], enabled: bool):
@@ -270,6 +416,8 @@ def _progress(console, providers: list[str], enabled: bool):
     phases = {p: "waiting" for p in providers}
 
     def listener(provider: str, check: str, what: str) -> None:
+        if what not in ("pass", "fail"):
+            return  # notes (undocumented expectations) are neither
         with lock:
             c = counts.setdefault(provider, [0, 0])
             c[0 if what == "pass" else 1] += 1

@@ -31,7 +31,10 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import requests
 
 from specs import Contract, Operation
 
@@ -39,6 +42,7 @@ from . import schema as sch
 from .bodies import set_pointer
 from .context import ProviderRun, op_label, sub_seed
 from .drivers.queue import sse_events
+from .http import RunStopped
 from .registry import Check, register
 from .spend import SpendBlocked
 
@@ -104,6 +108,44 @@ def _st_config():
 
 _SCHEMA_LOCK = threading.Lock()
 _SCHEMAS: dict[tuple[str, str], Any] = {}
+SAMPLES = Path(__file__).with_name("samples")
+
+
+def declared_request_media_types(contract: Contract) -> set[str]:
+    """Every media type the contract declares for a request body or a multipart part (``encoding``)."""
+    out: set[str] = set()
+    for op in contract.operations():
+        rb = sch.deref(contract.openapi, op.definition.get("requestBody") or {})
+        for ctype, mt in ((rb or {}).get("content") or {}).items():
+            out.add(ctype)
+            for enc in ((mt or {}).get("encoding") or {}).values():
+                for part in str((enc or {}).get("contentType") or "").split(","):
+                    if part.strip():
+                        out.add(part.strip())
+    return out
+
+
+def ensure_media_types(contract: Contract) -> list[str]:
+    """Give schemathesis a way to generate and serialize every request media type the contract declares.
+
+    schemathesis ships serializers for JSON, forms, text, XML, ``application/octet-stream`` and sample files for
+    ``image/*``; a ``video/*`` part (OpenAI's edit upload) gets a real MP4 (``conformance/samples/upload.mp4``,
+    64x64, 1 s, H.264) as its generated value. Returns the media types registered here (idempotent).
+    """
+    import schemathesis
+    from hypothesis import strategies as st
+    from schemathesis.core.media_types import MEDIA_TYPE_STRATEGIES
+    from schemathesis.transport.requests import REQUESTS_TRANSPORT
+
+    added = []
+    for ctype in sorted(declared_request_media_types(contract)):
+        if REQUESTS_TRANSPORT.get_first_matching_media_type(ctype) is not None or ctype in MEDIA_TYPE_STRATEGIES:
+            continue
+        main = ctype.split("/")[0]
+        data = (SAMPLES / "upload.mp4").read_bytes() if main == "video" else b"\x00conformance-sample"
+        schemathesis.openapi.media_type(ctype, st.just(data))
+        added.append(ctype)
+    return added
 
 
 def load_schema(contract: Contract, host: str):
@@ -113,6 +155,7 @@ def load_schema(contract: Contract, host: str):
     key = (contract.id, host)
     with _SCHEMA_LOCK:
         if key not in _SCHEMAS:
+            ensure_media_types(contract)
             _SCHEMAS[key] = schemathesis.openapi.from_dict(contract.host_document(host), config=_st_config())
         return _SCHEMAS[key]
 
@@ -134,10 +177,13 @@ def _builtins() -> dict[str, Any]:
 # -- generation -----------------------------------------------------------------------------------------
 
 
-def generate(st_op, mode: str, n: int, seed: int) -> list:
+def generate(st_op, mode: str, n: int, seed: int, on_error=None) -> list:
     """Up to ``n`` schemathesis cases of ``mode`` (``positive``/``negative``); fewer when the space is
-    exhausted or unsatisfiable (e.g. no invalid value exists for a plain string path parameter). With the
-    environment variable ``CONFORMANCE_DEBUG`` set, hypothesis errors during generation are printed."""
+    exhausted or unsatisfiable (e.g. no invalid value exists for a plain string path parameter).
+
+    ``on_error(message)`` is called when generation fails for another reason than an exhausted or
+    unsatisfiable space (a suite error: the suite could not build its own requests). With the environment
+    variable ``CONFORMANCE_DEBUG`` set, hypothesis errors during generation are printed."""
     if n <= 0:
         return []
     from hypothesis import HealthCheck, Phase, given, settings
@@ -149,7 +195,9 @@ def generate(st_op, mode: str, n: int, seed: int) -> list:
     cases: list = []
     try:
         strategy = st_op.as_strategy(generation_mode=gm)
-    except Exception:
+    except Exception as exc:
+        if on_error is not None:
+            on_error(f"{mode} strategy of {st_op.label}: {type(exc).__name__}: {exc}")
         return []
 
     @given(strategy)
@@ -164,6 +212,11 @@ def generate(st_op, mode: str, n: int, seed: int) -> list:
         collect()
     except HypothesisException as exc:
         import os
+
+        from hypothesis.errors import Unsatisfiable
+
+        if on_error is not None and not isinstance(exc, Unsatisfiable) and not cases:
+            on_error(f"{mode} generation of {st_op.label}: {type(exc).__name__}: {str(exc)[:300]}")
         if os.environ.get("CONFORMANCE_DEBUG"):
             import traceback
             subs = getattr(exc, "exceptions", [])
@@ -219,6 +272,22 @@ def _coerce_form_value(doc: dict, schema: Any, value: Any) -> Any:
     return value
 
 
+def _normalize_parts(case) -> None:
+    """Label each multipart part of a positive case with a media type its value has: a part declared as
+    ``video/mp4, application/octet-stream, application/json`` holding an object goes out as JSON, bytes as the
+    first binary type (schemathesis keeps the choice it drew even when the value is of another kind)."""
+    chosen = getattr(case, "multipart_content_types", None)
+    if not chosen or not isinstance(case.body, dict):
+        return
+    fixed = dict(chosen)
+    for name, ctype in chosen.items():
+        value = case.body.get(name)
+        if isinstance(value, dict | list) and "json" not in ctype:
+            fixed[name] = "application/json"
+    if fixed != chosen:
+        case.multipart_content_types = fixed
+
+
 def path_params(op: Operation) -> list[str]:
     return re.findall(r"\{([^}]+)\}", op.path)
 
@@ -260,6 +329,9 @@ class OperationRunner:
         src = op.source or {}
         self.source_param = src.get("name") if src.get("in") == "path" else None
         self.source_pointer = src.get("pointer") if src.get("in") == "body" else None
+
+    def _gen_error(self, message: str) -> None:
+        self.run.suite_error("generation", message, operation=self.label)
 
     # -- case shaping -------------------------------------------------------------------------------
     def _auth_header(self) -> str:
@@ -312,7 +384,7 @@ class OperationRunner:
         fresh = self.op.role in ROLES_FRESH
         if fresh:
             n = min(n, 4)
-        cases = generate(self.st_op, "positive", n, seed)
+        cases = generate(self.st_op, "positive", n, seed, self._gen_error)
         if not cases:
             return [], "schemathesis generated no valid case"
         if self.op.billable and not self.run.target.free:
@@ -393,14 +465,14 @@ class OperationRunner:
         return None
 
     def negative(self, n: int, seed: int) -> list[Planned]:
-        return [Planned(c, "negative", self.creds.headers()) for c in generate(self.st_op, "negative", n, seed)]
+        return [Planned(c, "negative", self.creds.headers()) for c in generate(self.st_op, "negative", n, seed, self._gen_error)]
 
     def unknown(self, n: int, seed: int, bases: list) -> list[Planned]:
         """Valid requests whose id (path id, or remix source) does not exist."""
         if not (self.params or self.source_pointer) or n <= 0:
             return []
         if not bases:
-            bases = generate(self.st_op, "positive", min(n, 10), seed)
+            bases = generate(self.st_op, "positive", min(n, 10), seed, self._gen_error)
         out: list[Planned] = []
         i = 0
         while bases and len(out) < n and i < n * 3:
@@ -449,13 +521,23 @@ class OperationRunner:
             for k in list(case.headers or {}):
                 if k.lower() == self.creds.header.lower():
                     case.headers[k] = headers[self.creds.header]
+        if self.run.stopped:
+            return None, None, "skip: the run stopped"
+        if planned.mode == "positive":
+            _normalize_parts(case)
         try:
             resp = case.call(base_url=self.base_url, session=self.run.client.session, headers=headers,
                              timeout=self.run.config.timeout)
         except SpendBlocked as exc:
             return None, None, f"blocked by the spend guard: {exc}"
-        except Exception as exc:  # transport error: reported on not_a_server_error
+        except RunStopped:
+            return None, None, "skip: the run stopped"
+        except requests.RequestException as exc:  # transport error: the target gave no answer
             return None, self.run.client.last_exchange(), f"no response: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # the suite could not build or send its own request: a suite error
+            name = "serialization" if "Serializ" in type(exc).__name__ else "internal"
+            self.run.suite_error(name, f"{type(exc).__name__}: {exc}".splitlines()[0][:500], operation=self.label)
+            return None, None, "skip: the suite could not send this case (suite error)"
         return resp, self.run.client.last_exchange(), None
 
     def judge(self, planned: Planned, resp, exchange, error: str | None) -> None:
@@ -495,9 +577,9 @@ class OperationRunner:
             except AssertionError as exc:
                 run.fail(name, str(exc)[:2000], exchange=exchange, operation=self.label)
                 continue
-            except Exception as exc:  # a check crashing on a weird response is a finding, not a crash
-                run.fail(name, f"check could not evaluate the response: {type(exc).__name__}: {exc}"[:2000],
-                         exchange=exchange, operation=self.label)
+            except Exception as exc:  # the check itself crashed: a suite error, not a finding about the target
+                run.suite_error("check_crashed", f"{name} could not evaluate a {resp.status_code} response: "
+                                f"{type(exc).__name__}: {exc}"[:2000], check=name, operation=self.label)
                 continue
             run.ok(name)
         status = resp.status_code
@@ -637,7 +719,7 @@ class OperationRunner:
         planned += pos
         if not paid:
             planned += self.negative(cfg.negative_examples, seed + 1)
-        bases = [p.case for p in pos] or generate(self.st_op, "positive", 5, seed + 2)
+        bases = [p.case for p in pos] or generate(self.st_op, "positive", 5, seed + 2, self._gen_error)
         if not paid:
             missing = max(cfg.unknown_examples, cfg.examples - len(planned) - 2 * cfg.auth_examples)
             planned += self.unknown(missing, seed + 3, bases)

@@ -129,7 +129,7 @@ def build_pool(run: ProviderRun) -> Pool:
                         pool.reasons.setdefault("jobs", f"{driver.host}: generate answered {job.submit.status}")
                     break
                 creating.append((driver, job))
-                if i == 0 and run.target.free and driver.supports("poll"):
+                if i == 0 and run.target.ours and driver.supports("poll"):
                     # a failed job and a job left running, for retrieval in every state (mock only)
                     for fail in (True, False):
                         try:
@@ -167,7 +167,7 @@ def build_pool(run: ProviderRun) -> Pool:
             if sid and sid not in pool.sources:
                 pool.sources.append(sid)
                 pool.seed_meta[sid] = dict(job.result.declared)
-    if not pool.sources and run.target.free and run.target.mock_root:
+    if not pool.sources and run.target.ours and run.target.mock_root:
         for size in ("1280x720", "720x1280"):
             try:
                 seeded = run.target.admin("POST", "videos", {"provider": run.id, "seconds": 4, "size": size})

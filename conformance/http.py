@@ -25,6 +25,12 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+
+class RunStopped(Exception):
+    """The run was stopped (``--max-time``, Ctrl-C, SIGTERM): no further request is sent. ``str(err)`` is the
+    reason. Not a transport error: nothing is judged on it."""
+
+
 REDACTED_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"}
 BODY_KEEP_BYTES = 1 << 20  # bytes of a body kept on an Exchange (downloads are cut)
 
@@ -138,12 +144,16 @@ class _Adapter(HTTPAdapter):
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):  # noqa: D401
         client = self.client
+        if client.control is not None:
+            client.control.check()
         if client.guard is not None:
             client.guard.before(request)
         started = time.time()
         t0 = time.monotonic()
         if timeout is None:
             timeout = client.timeout
+        if client.control is not None and client.control.deadline is not None:
+            timeout = _bounded_timeout(timeout, client.control)
         try:
             resp = super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert,
                                 proxies=proxies)
@@ -164,6 +174,13 @@ class _Adapter(HTTPAdapter):
         return resp
 
 
+def _bounded_timeout(timeout: Any, control: Any) -> Any:
+    """A requests timeout (a number or a ``(connect, read)`` pair) cut to the run's time left."""
+    if isinstance(timeout, tuple):
+        return tuple(control.bound(t) if t is not None else control.bound(3600.0) for t in timeout)
+    return control.bound(timeout if timeout is not None else 3600.0)
+
+
 class Client:
     """A requests session with the suite's guard and hooks (see module docstring).
 
@@ -173,11 +190,13 @@ class Client:
         timeout: seconds per request (connect and read) unless a call passes its own.
         verify: TLS verification (True, False or a CA bundle path).
         trust_env: honour proxy environment variables (False for loopback targets).
+        control: the run's :class:`~conformance.context.RunControl` (stop flag and deadline), or None.
     """
 
     def __init__(self, *, guard: Any = None, secrets: dict[str, str] | None = None, timeout: float = 30.0,
-                 verify: bool | str = True, trust_env: bool = True, pool: int = 32):
+                 verify: bool | str = True, trust_env: bool = True, pool: int = 32, control: Any = None):
         self.guard = guard
+        self.control = control
         self.secrets = dict(secrets or {})
         self.timeout = timeout
         self.hooks: list[Callable[[Exchange], None]] = []
@@ -256,6 +275,7 @@ class Client:
 
         Raises:
             conformance.spend.SpendBlocked: the spend guard refused the request.
+            RunStopped: the run has stopped.
             requests.RequestException: transport errors.
         """
         return self.session.request(method, url, **kw)

@@ -745,7 +745,7 @@ class Lifecycle:
         except BodyError as exc:
             self.run.fail("job_accepted", str(exc), operation=ops[0].operation_id)
             return None
-        job = self._guarded(driver.submit, req, fail=fail and self.run.target.free)
+        job = self._guarded(driver.submit, req, fail=fail and self.run.target.ours)
         if job is None:
             return None
         self._observe_submit(job, expect="accept")
@@ -792,7 +792,7 @@ class Lifecycle:
         except BodyError as exc:
             self.run.fail("job_accepted", str(exc), operation=op.operation_id)
             return None
-        job = self._guarded(driver.submit, req, fail=fail and self.run.target.free,
+        job = self._guarded(driver.submit, req, fail=fail and self.run.target.ours,
                             source=source if isinstance(source, Job) else None)
         if job is None:
             return None
@@ -1009,7 +1009,7 @@ def make_machine(run: ProviderRun):
                         if victim is not None:
                             self.life.cancel(victim)
                             out.append(victim)
-                if i == 0 and run.target.free:
+                if i == 0 and run.target.ours:
                     # one job forced to fail (X-Mock-Fault), so failure checks run every time on the mock
                     failing = self.life.submit(d, True, None, None)
                     if failing is not None:
@@ -1021,7 +1021,7 @@ def make_machine(run: ProviderRun):
                 ok = self.life.remix(src, d, op, None)
                 if ok is not None:
                     out.append(ok)
-                if not generators and run.target.free:
+                if not generators and run.target.ours:
                     failing = self.life.remix(src, d, op, None, fail=True)
                     if failing is not None:
                         out.append(failing)
@@ -1166,7 +1166,7 @@ def skip_reason(run: ProviderRun, name: str) -> str:
         return "the output comes with the job (no separate result request)"
     if name == "poll_hints" and not any(d.poll_hint_headers for d in run.drivers):
         return "the provider sent no poll hint (the contract declares none; Retry-After only comes with a 429/503)"
-    if name == "failed_has_error" and not run.target.free:
+    if name == "failed_has_error" and not run.target.ours:
         return "no job failed (failures can be forced only on the mock)"
     if name == "remix_lineage" and not any(d.creators("remix") for d in run.drivers):
         return "the contract has no remix operation"

@@ -24,6 +24,48 @@ from typing import Any
 
 CATEGORIES = ("contract", "lifecycle", "document")
 
+#: Kinds of expectation source. The first four are documented (a failure of them fails the run on any
+#: target); ``mock`` and ``assumption`` are not: against a target that is not our mock, a deviation from them
+#: is reported as a note ("not documented by the provider"), never as a failure.
+SOURCE_KINDS = ("contract", "doc", "standard", "run", "mock", "assumption")
+DOCUMENTED_KINDS = frozenset({"contract", "doc", "standard", "run"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an expectation comes from.
+
+    Attributes:
+        kind: ``contract`` (a declaration of the provider's contract: operation, response, schema, security),
+            ``doc`` (a provider document: file and quote), ``standard`` (an RFC, e.g. RFC 9110's meaning of a
+            5xx), ``run`` (a bound the user set, e.g. ``--job-timeout``), ``mock`` (a convention of our mock
+            that no provider document backs) or ``assumption`` (the contract's ``x-assumption``: chosen where
+            the provider's documents are silent).
+        ref: what in that source (``"openai createVideo responses.200"``, ``"RFC 9110 §15.6"``, a file).
+        quote: the words of the document, when there is one.
+    """
+
+    kind: str
+    ref: str
+    quote: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"source kind must be one of {SOURCE_KINDS}, not {self.kind!r}")
+
+    @property
+    def documented(self) -> bool:
+        """True when a deviation from this expectation fails a run on any target."""
+        return self.kind in DOCUMENTED_KINDS
+
+    def label(self) -> str:
+        """One line for reports: ``contract: openai createVideo responses.200``."""
+        text = f"{self.kind}: {self.ref}"
+        return text + (f' ("{self.quote}")' if self.quote else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "ref": self.ref, "quote": self.quote, "documented": self.documented}
+
 
 @dataclass(frozen=True)
 class Check:
@@ -38,6 +80,9 @@ class Check:
         needs_spend: True when the check can only run by calling operations that cost money
             (``x-billable: true``) on a target that is not the mock.
         events: for lifecycle checks, the event kinds the function receives (see lifecycle.py).
+        source: where the check's expectation comes from by default (:class:`Source`); an evaluation may
+            name a finer source (a response the contract marks ``x-mock-only`` or ``x-assumption``, or a
+            provider's ``expectations`` entry in provider.yaml).
     """
 
     name: str
@@ -47,6 +92,7 @@ class Check:
     origin: str = "conformance"
     needs_spend: bool = False
     events: tuple[str, ...] = ()
+    source: Source = field(default=Source("contract", "the operation's declarations"), compare=False)
 
 
 _REGISTRY: dict[str, Check] = {}
@@ -67,12 +113,12 @@ def register(check: Check) -> Check:
 
 
 def check(name: str, category: str, description: str, *, needs_spend: bool = False,
-          events: Iterable[str] = (), origin: str = "conformance") -> Callable:
+          events: Iterable[str] = (), origin: str = "conformance", source: Source | None = None) -> Callable:
     """Decorator form of :func:`register`: ``@check("progress_monotonic", "lifecycle", "...")``."""
 
     def deco(fn: Callable) -> Callable:
         register(Check(name, category, description, fn, origin=origin, needs_spend=needs_spend,
-                       events=tuple(events)))
+                       events=tuple(events), source=source or Source("contract", "the operation's declarations")))
         return fn
 
     return deco

@@ -14,6 +14,16 @@ from typing import Any
 
 MAX_FAILURES_KEPT = 5  # per (provider, check); the count of failures is always exact
 
+#: Names of suite errors: what went wrong on the suite's side (never a finding about the target).
+SUITE_ERRORS = {
+    "serialization": "the suite could not serialize a request it generated",
+    "generation": "hypothesis could not generate data (health check or unsatisfiable strategy)",
+    "check_crashed": "a check raised an exception while judging a response",
+    "internal": "the suite crashed (a bug in the suite)",
+    "max_time": "the run reached --max-time before every check ran",
+    "interrupted": "the run was interrupted (SIGINT/SIGTERM) before every check ran",
+}
+
 
 @dataclass
 class Failure:
@@ -28,6 +38,9 @@ class Failure:
         seed: the hypothesis seed of the run (``--seed``) that produced the example.
         status: HTTP status of the response, if any.
         response: a short excerpt of the response body.
+        response_headers: the response headers (lower-case names, a few kept).
+        source: where the failed expectation comes from (:meth:`conformance.registry.Source.to_json`).
+        rerun: the ``conformance run`` command that repeats the check with the same seed.
     """
 
     check: str
@@ -38,16 +51,41 @@ class Failure:
     seed: int | None = None
     status: int | None = None
     response: str | None = None
+    response_headers: dict[str, str] | None = None
+    source: dict[str, Any] | None = None
+    rerun: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass
+class SuiteError:
+    """Something the suite itself could not do (see :data:`SUITE_ERRORS`): never a conformance failure.
+
+    Attributes:
+        name: a key of :data:`SUITE_ERRORS`.
+        provider, check, operation: where it happened (None when not specific).
+        message: what happened (one line or a short traceback tail).
+    """
+
+    name: str
+    provider: str | None
+    message: str
+    check: str | None = None
+    operation: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "meaning": SUITE_ERRORS.get(self.name, "")}
+
+
+@dataclass
 class Outcome:
     """The outcome of one check for one provider.
 
-    ``passed``/``failed`` count evaluations (one response, one observation, one example); a check that
+    ``passed``/``failed`` count evaluations (one response, one observation, one example); ``noted`` counts
+    deviations from expectations that no provider document backs (a convention of our mock, or an
+    ``x-assumption``) seen on a target that is not our mock: they are reported, never failed. A check that
     never evaluated is skipped, with ``skip_reason``.
     """
 
@@ -56,23 +94,28 @@ class Outcome:
     category: str
     passed: int = 0
     failed: int = 0
+    noted: int = 0
     skip_reason: str | None = None
     failures: list[Failure] = field(default_factory=list)
+    notes: list[Failure] = field(default_factory=list)
 
     @property
     def status(self) -> str:
-        """``"failed"`` | ``"passed"`` | ``"skipped"``."""
+        """``"failed"`` | ``"noted"`` | ``"passed"`` | ``"skipped"`` (in that precedence)."""
         if self.failed:
             return "failed"
+        if self.noted:
+            return "noted"
         if self.passed:
             return "passed"
         return "skipped"
 
     def to_json(self) -> dict[str, Any]:
         return {"provider": self.provider, "check": self.check, "category": self.category,
-                "status": self.status, "passed": self.passed, "failed": self.failed,
+                "status": self.status, "passed": self.passed, "failed": self.failed, "noted": self.noted,
                 "skip_reason": self.skip_reason if self.status == "skipped" else None,
-                "failures": [f.to_json() for f in self.failures]}
+                "failures": [f.to_json() for f in self.failures],
+                "notes": [f.to_json() for f in self.notes]}
 
 
 class Results:
@@ -101,7 +144,10 @@ class Results:
         self.spend: dict[str, Any] = {}
         self.listeners: list[Callable[[str, str, str], None]] = []
         self.requests = 0
-        self.internal_errors: list[str] = []
+        self.suite_errors: list[SuiteError] = []
+        self.stopped: str | None = None  # why the run ended early ("max_time", "interrupted"), else None
+        self.spend_ledger: Any = None  # the spend guard's live ledger (for a report written mid-run)
+        self.rerun_base: str = ""  # the `conformance run` command line without --check/--seed (for reports)
 
     # -- recording ----------------------------------------------------------------------------------
     def selected(self, check: str) -> bool:
@@ -119,18 +165,47 @@ class Results:
                 o.passed += n
         self._notify(provider, check, "pass")
 
-    def failed(self, failure: Failure) -> None:
-        """Record one failing evaluation (ignored if its check is not selected)."""
+    def failed(self, failure: Failure, *, documented: bool = True) -> None:
+        """Record one failing evaluation (ignored if its check is not selected). ``documented=False`` records
+        it as a note instead (an expectation no provider document backs, on a target that is not our mock)."""
         with self._lock:
             o = self._outcomes.get((failure.provider, failure.check))
             if o is None:
                 return
-            o.failed += 1
-            if len(o.failures) < MAX_FAILURES_KEPT:
-                if failure.seed is None:
-                    failure.seed = self.seed
-                o.failures.append(failure)
-        self._notify(failure.provider, failure.check, "fail")
+            if failure.seed is None:
+                failure.seed = self.seed
+            if failure.rerun is None:
+                failure.rerun = self.rerun_command(failure.provider, failure.check, failure.seed)
+            if documented:
+                o.failed += 1
+                if len(o.failures) < MAX_FAILURES_KEPT:
+                    o.failures.append(failure)
+            else:
+                o.noted += 1
+                if len(o.notes) < MAX_FAILURES_KEPT:
+                    o.notes.append(failure)
+        self._notify(failure.provider, failure.check, "fail" if documented else "note")
+
+    def rerun_command(self, provider: str, check: str, seed: int | None) -> str:
+        """The command that repeats ``check`` of ``provider`` with ``seed`` against the same target."""
+        base = self.rerun_base or "conformance run"
+        return f"{base} --provider {provider} --check {check} --seed {seed if seed is not None else self.seed}"
+
+    def suite_error(self, name: str, provider: str | None, message: str, *, check: str | None = None,
+                    operation: str | None = None) -> None:
+        """Record a suite error (see :data:`SUITE_ERRORS`); identical errors are kept once."""
+        err = SuiteError(name, provider, message[:4000], check=check, operation=operation)
+        with self._lock:
+            if any((e.name, e.provider, e.check, e.operation, e.message) ==
+                   (err.name, err.provider, err.check, err.operation, err.message) for e in self.suite_errors):
+                return
+            self.suite_errors.append(err)
+
+    @property
+    def internal_errors(self) -> list[str]:
+        """Messages of the suite errors (kept for callers of the earlier API)."""
+        return [f"{e.provider or '-'}: {e.name}: {e.message.splitlines()[0] if e.message else ''}"
+                for e in self.suite_errors]
 
     def skip(self, provider: str, check: str, reason: str) -> None:
         """Give the reason why ``check`` did not run for ``provider`` (kept only if it never evaluates)."""
@@ -176,6 +251,10 @@ class Results:
         return sum(o.failed for o in self.outcomes())
 
     @property
+    def noted_count(self) -> int:
+        return sum(o.noted for o in self.outcomes())
+
+    @property
     def ok(self) -> bool:
         """True when no check failed."""
         return self.failed_count == 0
@@ -185,15 +264,27 @@ class Results:
         end = self.finished if self.finished is not None else time.monotonic()
         return end - self.started
 
+    def totals(self) -> dict[str, int]:
+        """Counts of (provider, check) outcomes by status, failing evaluations, notes and suite errors."""
+        out = {"passed": 0, "failed": 0, "noted": 0, "skipped": 0}
+        for o in self.outcomes():
+            out[o.status] += 1
+        out["failing_evaluations"] = self.failed_count
+        out["notes"] = self.noted_count
+        out["suite_errors"] = len(self.suite_errors)
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             "seed": self.seed,
             "ok": self.ok,
             "wall_seconds": round(self.wall_seconds, 3),
             "target": self.target,
-            "spend": self.spend,
+            "spend": self.spend or (self.spend_ledger.to_json() if self.spend_ledger is not None else {}),
             "requests": self.requests,
-            "internal_errors": self.internal_errors,
+            "suite_errors": [e.to_json() for e in self.suite_errors],
+            "stopped": self.stopped,
+            "totals": self.totals(),
             "providers": self.providers,
             "checks": [{"name": c.name, "category": c.category, "description": c.description,
                         "origin": c.origin} for c in self.checks],

@@ -14,8 +14,8 @@ from typing import Any
 
 import specs
 
-from .context import ProviderRun, RunConfig, op_label
-from .http import Client
+from .context import ProviderRun, RunConfig, RunControl, op_label
+from .http import Client, RunStopped
 from .results import Results
 from .spend import SpendGuard
 from .target import Target
@@ -83,17 +83,22 @@ def run_provider(run: ProviderRun, progress: Progress) -> None:
 
 
 def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, client_hooks: list | None = None,
-            parallel: bool = True, listener: Callable[[str, str, str], None] | None = None) -> Results:
+            parallel: bool = True, listener: Callable[[str, str, str], None] | None = None,
+            control: RunControl | None = None, results: Results | None = None) -> Results:
     """Run every selected check of ``config.providers`` against ``target``.
 
     Args:
         progress: ``(provider, phase text)`` callback for live progress.
         client_hooks: functions called with every :class:`~conformance.http.Exchange` (recording).
-        listener: ``(provider, check, "pass"|"fail")`` callback for every evaluation.
+        listener: ``(provider, check, "pass"|"fail"|"note")`` callback for every evaluation.
+        control: the run's stop flag and deadline (default: one bounded by ``config.max_time``); the CLI
+            passes its own so that a signal can stop the run.
+        results: the :class:`Results` to fill (the CLI creates it first so that a report can be written
+            from it if the run is interrupted).
 
     Returns:
-        The :class:`Results`; ``results.internal_errors`` lists crashes of the suite itself (bugs), which the
-        CLI treats as failures.
+        The :class:`Results`; ``results.suite_errors`` lists what the suite itself could not do (never a
+        conformance failure), ``results.stopped`` why the run ended early, if it did.
     """
     contracts = {pid: specs.load(pid) for pid in config.providers}
     if parallel and len(config.providers) > 1:
@@ -103,14 +108,16 @@ def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, cl
         # hypothesis flags any use of the global `random` module while it draws; with providers in threads,
         # another thread's use (HTTP libraries, the embedded mock) trips it although no strategy uses it
         warnings.filterwarnings("ignore", message=".*Do not use the `random` module inside strategies.*")
-    guard = SpendGuard(target, contracts, allow_spend=config.allow_spend, max_spend_usd=config.max_spend_usd)
+    control = control or RunControl(config.max_time)
+    guard = SpendGuard.for_config(target, contracts, config)
     client = Client(guard=guard, timeout=config.timeout, trust_env=not target.loopback,
-                    pool=max(32, config.workers * len(config.providers)))
+                    pool=max(32, config.workers * len(config.providers)), control=control)
     for pid, creds in target.credentials.items():
         scope = [u for (p, _h), u in target.hosts.items() if p == pid]
         client.add_secret(creds.key, f"${creds.env}", scope=scope)
     client.hooks.extend(client_hooks or [])
-    results = Results(config.checks, config.providers, config.seed)
+    results = results or Results(config.checks, config.providers, config.seed)
+    results.spend_ledger = guard.ledger
     if listener is not None:
         results.listeners.append(listener)
     results.target = target.describe()
@@ -119,16 +126,17 @@ def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, cl
     from .drivers import drivers_for
 
     runs = [ProviderRun(contracts[pid], target, client, guard, results, config,
-                        drivers_for(contracts[pid], target, client)) for pid in config.providers]
-    lock = threading.Lock()
+                        drivers_for(contracts[pid], target, client), control) for pid in config.providers]
 
     def one(run: ProviderRun) -> None:
         try:
             run_provider(run, progress)
-        except Exception as exc:  # a bug in the suite: reported, other providers go on
-            with lock:
-                results.internal_errors.append(f"{run.id}: {type(exc).__name__}: {exc}")
-            results.note(run.id, "internal error: " + "".join(
+        except RunStopped:
+            progress(run.id, f"stopped ({control.reason})")
+        except Exception as exc:  # a bug in the suite: reported as a suite error, other providers go on
+            if control.stopped:
+                return  # a consequence of stopping (a half-made request), not a bug
+            results.suite_error("internal", run.id, f"{type(exc).__name__}: {exc}\n" + "".join(
                 traceback.format_exception(type(exc), exc, exc.__traceback__))[-2000:])
             progress(run.id, f"internal error: {exc}")
 
@@ -138,11 +146,22 @@ def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, cl
     else:
         for r in runs:
             one(r)
+    if control.stopped:
+        results.stopped = control.reason
+        results.suite_error(control.reason or "interrupted", None, _STOPPED.get(control.reason or "", "stopped")
+                            .format(t=config.max_time))
+        for o in results.outcomes():
+            if o.status == "skipped" and (o.skip_reason is None or o.skip_reason.startswith("not reached")):
+                o.skip_reason = f"not reached: the run stopped early ({control.reason})"
     results.finished = time.monotonic()
     results.spend = guard.ledger.to_json()
     results.requests = client.count
     client.close()
     return results
+
+
+_STOPPED = {"max_time": "the run reached --max-time {t:g} s; checks not reached are reported as skipped",
+            "interrupted": "the run was interrupted; checks not reached are reported as skipped"}
 
 
 @dataclass
@@ -158,14 +177,14 @@ class PlanRow:
 def plan(config: RunConfig, target: Target) -> list[PlanRow]:
     """What a run would do, without sending anything: per provider, which check groups and operations run,
     how many paid requests at most, and their estimated cost (USD; None when the price is unknown)."""
-    from .spend import SpendGuard, requested_seconds
+    from .spend import requested_seconds
 
     contracts = {pid: specs.load(pid) for pid in config.providers}
-    guard = SpendGuard(target, contracts, allow_spend=config.allow_spend, max_spend_usd=config.max_spend_usd)
+    guard = SpendGuard.for_config(target, contracts, config)
     cats = {c.category for c in config.checks}
     rows: list[PlanRow] = []
     for pid, c in contracts.items():
-        price = c.price_per_second_usd
+        price = guard.price(pid)
         if "document" in cats:
             rows.append(PlanRow(pid, "document checks", True, 0, 0.0))
         for op in c.operations():
@@ -178,14 +197,14 @@ def plan(config: RunConfig, target: Target) -> list[PlanRow]:
                 rows.append(PlanRow(pid, op_label(c, op), True, 0, 0.0,
                                     "free" if target.free else "not billable"))
                 continue
-            if not config.allow_spend:
-                rows.append(PlanRow(pid, op_label(c, op), False, 0, 0.0,
-                                    "x-billable: needs --allow-spend"))
+            seconds = requested_seconds(c, {})
+            ok, why = guard.can_spend(pid, seconds)
+            if not ok:
+                rows.append(PlanRow(pid, op_label(c, op), False, 0, 0.0, why))
                 continue
             n = config.paid_examples
-            est = None if price is None else n * requested_seconds(c, {}) * price
-            rows.append(PlanRow(pid, op_label(c, op), price is not None, n, est,
-                                "paid" if price is not None else "no price in provider.yaml: blocked"))
+            est = None if price is None else n * seconds * price
+            rows.append(PlanRow(pid, op_label(c, op), True, n, est, "paid, within the budget"))
         if "lifecycle" in cats:
             ok, why = guard.can_spend(pid)
             if target.free:
@@ -195,29 +214,40 @@ def plan(config: RunConfig, target: Target) -> list[PlanRow]:
                 rows.append(PlanRow(pid, "lifecycle state machine", False, 0, 0.0, why))
             else:
                 n = config.lifecycle_runs * config.lifecycle_steps + 2
-                est = n * 8 * float(price)
+                if config.max_paid_jobs is not None:
+                    n = min(n, config.max_paid_jobs)
+                seconds = requested_seconds(c, {})
+                if config.max_video_seconds is not None and seconds > 0:
+                    n = min(n, int(config.max_video_seconds // seconds))
+                est = None if price is None else n * seconds * price
                 rows.append(PlanRow(pid, "lifecycle state machine", True, n, est,
-                                    f"at most {n} jobs; stops at --max-spend-usd {config.max_spend_usd:g}"))
+                                    f"at most {n} jobs of {seconds:g} s; stops at the budget"))
     return rows
 
 
-def plan_total(rows: list[PlanRow], cap: float) -> float:
+def plan_total(rows: list[PlanRow], cap: float | None) -> float | None:
+    """Estimated USD of the paid rows (None when a paid row has no price), cut to ``cap`` when given."""
+    if any(r.runs and r.paid_requests and r.est_usd is None for r in rows):
+        return None
     total = sum(r.est_usd or 0.0 for r in rows if r.runs)
-    return min(total, cap)
+    return total if cap is None else min(total, cap)
 
 
 def render_plan(rows: list[PlanRow], config: RunConfig, target: Target, console: Any) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=f"Plan (dry run) against {target.label}", title_justify="left")
     for col in ("provider", "what", "runs", "paid requests", "est. USD", "note"):
         t.add_column(col, justify="right" if col in ("paid requests", "est. USD") else "left")
     for r in rows:
-        from rich.text import Text
-
         t.add_row(r.provider, Text(r.item), "yes" if r.runs else "no", str(r.paid_requests),
                   "?" if r.est_usd is None else f"{r.est_usd:.2f}", Text(r.why))
     console.print(t)
-    total = plan_total(rows, config.max_spend_usd if not target.free else 0.0)
-    console.print(f"Estimated cost: ${total:.2f} (cap --max-spend-usd {config.max_spend_usd:g}; "
-                  f"{'free: the target is the mock' if target.free else 'target is not the mock'})")
+    paid = sum(r.paid_requests for r in rows if r.runs)
+    total = plan_total(rows, None if target.free else config.max_spend_usd)
+    where = ("free: the target is our mock" if target.ours else "declared free (--free-target)" if target.free
+             else "paid target")
+    console.print(f"At most {paid} paid request(s); estimated cost: "
+                  f"{'unknown (no price: give --usd-per-second)' if total is None else f'${total:.2f}'} ({where})",
+                  highlight=False)

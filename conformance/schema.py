@@ -67,6 +67,36 @@ def response_entry(contract: Contract, op: Operation, status: int) -> tuple[str 
     return None, None
 
 
+def response_marks(contract: Contract, op: Operation, status: int) -> dict[str, Any] | None:
+    """What the contract says about the response ``status`` of ``op``, or None when it declares none.
+
+    Returns ``{"key": "404", "mock_only": why|None, "assumption": chosen|None}``: ``x-mock-only`` and
+    ``x-assumption`` are read on the operation's response entry and on every ``$ref``'d response component
+    on the way (a component marked once marks every use).
+    """
+    doc = contract.openapi
+    responses = op.definition.get("responses") or {}
+    for key in (str(status), f"{str(status)[0]}XX", f"{str(status)[0]}xx", "default"):
+        if key not in responses:
+            continue
+        node = responses[key]
+        out: dict[str, Any] = {"key": key, "mock_only": None, "assumption": None}
+        for _ in range(20):
+            if not isinstance(node, dict):
+                break
+            if node.get("x-mock-only") and out["mock_only"] is None:
+                out["mock_only"] = str(node["x-mock-only"])
+            assumed = node.get("x-assumption")
+            if assumed and out["assumption"] is None:
+                first = assumed[0] if isinstance(assumed, list) and assumed else assumed
+                out["assumption"] = str(first.get("chosen") if isinstance(first, dict) else first).strip()
+            if not isinstance(node.get("$ref"), str):
+                break
+            node = resolve_pointer(doc, node["$ref"])
+        return out
+    return None
+
+
 def response_schema(contract: Contract, op: Operation, status: int, ctype: str = "application/json") -> str | None:
     """Schema pointer of the response declared for ``status`` and a JSON media type, or None."""
     ptr, resp = response_entry(contract, op, status)

@@ -1,17 +1,24 @@
-"""The spend guard: no paid request reaches a real provider unless the user allowed it and the budget holds.
+"""The spend guard: no paid request reaches a paid target unless the user allowed it and the budget holds.
 
-A target is free when it is our mock (:attr:`conformance.target.Target.free`). Otherwise every request
-passes :meth:`SpendGuard.before` (called by the transport adapter in :mod:`conformance.http`, so no code
-path bypasses it):
+A target is free when it is our mock, or when the user declares it free (``--free-target``; see
+:attr:`conformance.target.Target.free`). Otherwise every request passes :meth:`SpendGuard.before` (called
+by the transport adapter in :mod:`conformance.http`, so no code path bypasses it):
 
 - without ``--allow-spend`` only requests that match a *non-billable* operation of the contract, or plain
   ``GET``/``HEAD`` requests (downloads), are sent. Everything else — any request to an operation with
   ``x-billable: true``, valid or not, and any other non-GET request — raises :class:`SpendBlocked`.
-- with ``--allow-spend`` a request to a billable operation is priced first: requested seconds (read from
-  the body through provider.yaml ``mock.params.seconds``, the same mapping the mock uses) times
-  ``pricing.usd_per_second``. It is sent only if the spend so far plus this worst case stays within
-  ``--max-spend-usd`` (default 0). The cost is committed when the answer is 2xx and released otherwise.
-  A provider without a documented price cannot be bounded, so its paid operations stay blocked.
+- with ``--allow-spend`` a request to a billable operation (a *paid request*: it creates a job) is sent only
+  within the budget the user gives, and at least one bound is needed (the defaults send no paid request):
+
+  * ``--max-paid-jobs N``: at most N paid requests accepted;
+  * ``--max-video-seconds S``: at most S seconds of video requested in total (read from the body through
+    provider.yaml ``mock.params.seconds``, the same mapping the mock uses; its default when absent);
+  * ``--max-spend-usd X``: requested seconds x the price (provider.yaml ``pricing.usd_per_second``, or
+    ``--usd-per-second`` where the provider documents none) stays within X. Without a price a USD bound
+    cannot be checked, so the request is refused.
+
+  Each bound is checked before the request is sent (the worst case is reserved), committed when the answer
+  is 2xx and released otherwise. The ledger (:class:`SpendLedger`) reports what was used and what is left.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ FREE_METHODS = ("GET", "HEAD")
 
 class SpendBlocked(Exception):
     """A request was refused by the spend guard. ``str(err)`` says why; ``reason`` is ``"not-allowed"``,
-    ``"no-price"`` or ``"budget"``."""
+    ``"no-budget"``, ``"no-price"`` or ``"budget"``."""
 
     def __init__(self, message: str, reason: str, provider: str | None = None, operation: str | None = None):
         super().__init__(message)
@@ -49,17 +56,51 @@ class _Route:
 
 
 @dataclass
+class Budget:
+    """The user's spending bounds; None means "no bound of this kind". With none given, nothing is spent.
+
+    Attributes:
+        jobs: paid requests (``--max-paid-jobs``).
+        video_seconds: total requested seconds of video (``--max-video-seconds``).
+        usd: estimated USD (``--max-spend-usd``).
+    """
+
+    jobs: int | None = None
+    video_seconds: float | None = None
+    usd: float | None = None
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.jobs, self.video_seconds, self.usd))
+
+
+@dataclass
 class SpendLedger:
-    """What the guard let through and refused (for the report)."""
+    """What the guard let through and refused, and what is left of the budget (for the report)."""
 
     committed_usd: float = 0.0
     reserved_usd: float = 0.0
     paid_requests: int = 0
+    reserved_jobs: int = 0
+    video_seconds: float = 0.0
+    reserved_seconds: float = 0.0
+    usd_known: bool = True  # False once a paid request had no price (its cost is not in committed_usd)
     blocked: dict[str, int] = field(default_factory=dict)  # "provider operationId (reason)" -> count
+    budget: Budget = field(default_factory=Budget)
+
+    def remaining(self) -> dict[str, Any]:
+        """What is left of each bound (None where there is no bound of that kind)."""
+        b = self.budget
+        return {"paid_jobs": None if b.jobs is None else max(0, b.jobs - self.paid_requests),
+                "video_seconds": None if b.video_seconds is None else max(0.0, b.video_seconds - self.video_seconds),
+                "usd": None if b.usd is None else round(max(0.0, b.usd - self.committed_usd), 4)}
 
     def to_json(self) -> dict[str, Any]:
-        return {"committed_usd": round(self.committed_usd, 4), "paid_requests": self.paid_requests,
-                "blocked": dict(sorted(self.blocked.items()))}
+        return {"committed_usd": round(self.committed_usd, 4) if self.usd_known else None,
+                "paid_requests": self.paid_requests, "video_seconds": round(self.video_seconds, 3),
+                "budget": {"paid_jobs": self.budget.jobs, "video_seconds": self.budget.video_seconds,
+                           "usd": self.budget.usd},
+                "remaining": self.remaining(), "blocked": dict(sorted(self.blocked.items()))}
 
 
 def params_rules(contract: specs.Contract) -> dict[str, dict]:
@@ -126,16 +167,21 @@ class SpendGuard:
         target: the resolved :class:`~conformance.target.Target`.
         contracts: ``{provider: Contract}`` under test.
         allow_spend: ``--allow-spend``.
-        max_spend_usd: ``--max-spend-usd`` (USD, default 0).
+        max_spend_usd: ``--max-spend-usd`` (USD; None: no USD bound).
+        max_paid_jobs: ``--max-paid-jobs`` (None: no bound on the number of paid requests).
+        max_video_seconds: ``--max-video-seconds`` (None: no bound on requested seconds).
+        usd_per_second: ``--usd-per-second``: the price where provider.yaml documents none (USD).
     """
 
     def __init__(self, target, contracts: dict[str, specs.Contract], allow_spend: bool = False,
-                 max_spend_usd: float = 0.0):
+                 max_spend_usd: float | None = None, *, max_paid_jobs: int | None = None,
+                 max_video_seconds: float | None = None, usd_per_second: float | None = None):
         self.target = target
         self.contracts = contracts
         self.allow_spend = allow_spend
-        self.max_spend_usd = float(max_spend_usd)
-        self.ledger = SpendLedger()
+        self.usd_per_second = usd_per_second
+        self.ledger = SpendLedger(budget=Budget(jobs=max_paid_jobs, video_seconds=max_video_seconds,
+                                                usd=None if max_spend_usd is None else float(max_spend_usd)))
         self._lock = threading.Lock()
         self._routes: list[_Route] = []
         for pid, contract in contracts.items():
@@ -145,11 +191,31 @@ class SpendGuard:
                     continue
                 parts = urlsplit(base)
                 self._routes.append(_Route(pid, op.host, parts.netloc.lower(), parts.path.rstrip("/"), op))
-        self._pending: dict[int, float] = {}
+        self._pending: dict[int, tuple[float | None, float]] = {}
+
+    @classmethod
+    def for_config(cls, target, contracts: dict[str, specs.Contract], config) -> SpendGuard:
+        """The guard of a run (:class:`~conformance.context.RunConfig`)."""
+        return cls(target, contracts, allow_spend=config.allow_spend, max_spend_usd=config.max_spend_usd,
+                   max_paid_jobs=config.max_paid_jobs, max_video_seconds=config.max_video_seconds,
+                   usd_per_second=config.usd_per_second)
+
+    @property
+    def budget(self) -> Budget:
+        return self.ledger.budget
+
+    @property
+    def max_spend_usd(self) -> float | None:
+        return self.budget.usd
 
     @property
     def free(self) -> bool:
         return bool(self.target.free)
+
+    def price(self, provider: str) -> float | None:
+        """USD per generated second of ``provider``: provider.yaml, else ``--usd-per-second``, else None."""
+        price = self.contracts[provider].price_per_second_usd
+        return float(price) if price is not None else self.usd_per_second
 
     def route(self, method: str, url: str) -> tuple[str, specs.Operation] | None:
         """``(provider, operation)`` a request goes to, or None when it matches no contract operation."""
@@ -175,17 +241,43 @@ class SpendGuard:
         return method.upper() not in FREE_METHODS
 
     def estimate(self, provider: str, body: Any) -> float | None:
-        """Worst-case USD of one accepted request (None when the provider documents no price)."""
-        price = self.contracts[provider].price_per_second_usd
+        """Worst-case USD of one accepted request (None when no price is known)."""
+        price = self.price(provider)
         if price is None:
             return None
-        return requested_seconds(self.contracts[provider], body) * float(price)
+        return requested_seconds(self.contracts[provider], body) * price
 
     def _block(self, message: str, reason: str, provider: str | None, op: specs.Operation | None) -> None:
         key = f"{provider or '?'} {op.operation_id if op else '?'} ({reason})"
         with self._lock:
             self.ledger.blocked[key] = self.ledger.blocked.get(key, 0) + 1
         raise SpendBlocked(message, reason, provider, op.operation_id if op else None)
+
+    def _refusal(self, provider: str, seconds: float) -> tuple[str, str] | None:
+        """``(reason, message)`` why a paid request of ``seconds`` would be refused now, or None. Call with
+        the lock held."""
+        if not self.allow_spend:
+            return "not-allowed", "costs money (x-billable); not sent without --allow-spend"
+        b, led = self.budget, self.ledger
+        if not b.given:
+            return "no-budget", ("no budget given: add --max-paid-jobs N, --max-video-seconds S or "
+                                 "--max-spend-usd X to --allow-spend")
+        if b.jobs is not None and led.paid_requests + led.reserved_jobs + 1 > b.jobs:
+            return "budget", f"--max-paid-jobs {b.jobs} reached ({led.paid_requests} paid requests sent)"
+        if b.video_seconds is not None and led.video_seconds + led.reserved_seconds + seconds > b.video_seconds + 1e-9:
+            return "budget", (f"{seconds:g} s more would pass --max-video-seconds {b.video_seconds:g} "
+                              f"({led.video_seconds:g} s requested so far)")
+        if b.usd is not None:
+            price = self.price(provider)
+            if price is None:
+                return "no-price", (f"{provider} documents no price (pricing.usd_per_second), so --max-spend-usd "
+                                    "cannot be checked; give --usd-per-second X, or bound the run with "
+                                    "--max-paid-jobs / --max-video-seconds")
+            cost = seconds * price
+            if led.committed_usd + led.reserved_usd + cost > b.usd + 1e-9:
+                return "budget", (f"estimated ${cost:.2f} more would pass --max-spend-usd {b.usd:g} "
+                                  f"(spent ${led.committed_usd:.2f})")
+        return None
 
     def before(self, request) -> None:
         """Called with each ``requests.PreparedRequest`` before it is sent. Raises :class:`SpendBlocked`."""
@@ -197,61 +289,60 @@ class SpendGuard:
             if method in FREE_METHODS:
                 return
             self._block(f"{method} {request.url} matches no free operation of the contract; not sent to a "
-                        "target that is not the mock", "not-allowed", None, None)
+                        "paid target", "not-allowed", None, None)
         provider, op = hit
         if not op.billable:
             return
-        if not self.allow_spend:
-            self._block(f"{provider} {op.operation_id} costs money (x-billable); not sent without "
-                        "--allow-spend", "not-allowed", provider, op)
         body = parse_body(request.headers.get("Content-Type"), request.body)
-        cost = self.estimate(provider, body)
-        if cost is None:
-            self._block(f"{provider} {op.operation_id}: provider.yaml has no pricing.usd_per_second, so the "
-                        "cost cannot be bounded; not sent", "no-price", provider, op)
+        seconds = requested_seconds(self.contracts[provider], body)
         with self._lock:
-            if self.ledger.committed_usd + self.ledger.reserved_usd + cost > self.max_spend_usd + 1e-9:
-                over = True
-            else:
-                over = False
-                self.ledger.reserved_usd += cost
-                self._pending[id(request)] = cost
-        if over:
-            self._block(f"{provider} {op.operation_id}: estimated ${cost:.2f} would pass --max-spend-usd "
-                        f"{self.max_spend_usd:g} (spent ${self.ledger.committed_usd:.2f})", "budget",
-                        provider, op)
+            refusal = self._refusal(provider, seconds)
+            if refusal is None:
+                cost = self.estimate(provider, body)
+                self.ledger.reserved_jobs += 1
+                self.ledger.reserved_seconds += seconds
+                self.ledger.reserved_usd += cost or 0.0
+                self._pending[id(request)] = (cost, seconds)
+        if refusal is not None:
+            self._block(f"{provider} {op.operation_id}: {refusal[1]}", refusal[0], provider, op)
+
+    def _unreserve(self, entry: tuple[float | None, float]) -> None:
+        cost, seconds = entry
+        self.ledger.reserved_jobs -= 1
+        self.ledger.reserved_seconds -= seconds
+        self.ledger.reserved_usd -= cost or 0.0
 
     def after(self, request, response) -> None:
-        """Called with each response: commit the reserved cost of an accepted (2xx) paid request."""
+        """Called with each response: commit the reservation of an accepted (2xx) paid request."""
         with self._lock:
-            cost = self._pending.pop(id(request), None)
-            if cost is None:
+            entry = self._pending.pop(id(request), None)
+            if entry is None:
                 return
-            self.ledger.reserved_usd -= cost
+            self._unreserve(entry)
             if 200 <= response.status_code < 300:
-                self.ledger.committed_usd += cost
+                cost, seconds = entry
                 self.ledger.paid_requests += 1
+                self.ledger.video_seconds += seconds
+                if cost is None:
+                    self.ledger.usd_known = False
+                else:
+                    self.ledger.committed_usd += cost
 
     def release(self, request) -> None:
         """Drop the reservation of a request that got no response (transport error)."""
         with self._lock:
-            cost = self._pending.pop(id(request), None)
-            if cost is not None:
-                self.ledger.reserved_usd -= cost
+            entry = self._pending.pop(id(request), None)
+            if entry is not None:
+                self._unreserve(entry)
 
     def can_spend(self, provider: str, seconds: float = 4.0) -> tuple[bool, str]:
         """Whether a paid request of ``seconds`` could be sent now, with the reason when not."""
         if self.free:
             return True, ""
-        if not self.allow_spend:
-            return False, "needs paid operations (x-billable); run with --allow-spend to include it"
-        price = self.contracts[provider].price_per_second_usd
-        if price is None:
-            return False, f"{provider} documents no price (pricing.usd_per_second), so spend cannot be bounded"
-        cost = seconds * float(price)
         with self._lock:
-            spent = self.ledger.committed_usd + self.ledger.reserved_usd
-        if spent + cost > self.max_spend_usd + 1e-9:
-            return False, (f"spend budget: ${cost:.2f} more would pass --max-spend-usd {self.max_spend_usd:g} "
-                           f"(spent ${spent:.2f})")
-        return True, ""
+            refusal = self._refusal(provider, seconds)
+        if refusal is None:
+            return True, ""
+        if refusal[0] == "not-allowed":
+            return False, "needs paid operations (x-billable); run with --allow-spend and a budget to include it"
+        return False, refusal[1]

@@ -9,7 +9,13 @@
 - ``--base-url URL`` elsewhere: the URL is the primary host of the single provider under test
   (provider.yaml ``hosts[0]``); other hosts come from ``--host-url HOST=URL`` (``run=https://fal.run``).
   Operations on a host without a URL are skipped, never sent to a default host. Such a target is *not free*:
-  the spend guard applies.
+  the spend guard applies, unless the user declares it free with ``--free-target`` (a third-party mock, a
+  staging server that bills nothing). Nothing else counts as free: a loopback address can be a recording
+  proxy in front of a real provider.
+
+Only our own mock is *ours*: there every expectation of the suite counts, conventions of our mock included.
+Against any other target (free or not) only documented expectations can fail a run (see
+:class:`conformance.registry.Source`).
 """
 
 from __future__ import annotations
@@ -58,11 +64,17 @@ class Target:
     clock: str | None = None
     notes: list[str] = field(default_factory=list)
     enforces_key: bool = False
+    free_target: bool = False
+
+    @property
+    def ours(self) -> bool:
+        """True when the target is our own mock (embedded, or answering ``/__mock/health`` as ours)."""
+        return self.kind in ("embedded", "mock")
 
     @property
     def free(self) -> bool:
-        """True when the target is our mock: no operation costs money."""
-        return self.kind in ("embedded", "mock")
+        """True when no operation costs money: our mock, or a target the user declared ``--free-target``."""
+        return self.ours or self.free_target
 
     @property
     def loopback(self) -> bool:
@@ -86,7 +98,8 @@ class Target:
             raise TargetError(f"mock admin {method} {path} failed: {exc}") from None
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "label": self.label, "free": self.free,
+        return {"kind": self.kind, "label": self.label, "free": self.free, "ours": self.ours,
+                "free_target": self.free_target,
                 "hosts": {f"{p}/{h}": u for (p, h), u in sorted(self.hosts.items())},
                 "notes": self.notes}
 
@@ -159,7 +172,7 @@ def credentials_for(provider: str, api_key_env: dict[str, str], default: str | N
 
 def open_target(providers: list[str], *, base_url: str | None = None, host_urls: dict[str, str] | None = None,
                 api_key_env: dict[str, str] | None = None, speed: float = DEFAULT_SPEED, seed: int = 0,
-                probe_timeout: float = 5.0) -> Target:
+                probe_timeout: float = 5.0, free_target: bool = False) -> Target:
     """Resolve (and for the embedded mock, start) the target of a run.
 
     Args:
@@ -169,6 +182,7 @@ def open_target(providers: list[str], *, base_url: str | None = None, host_urls:
         api_key_env: ``--api-key-env`` values ``{provider or "*": ENV_NAME}``.
         speed: time scale of the embedded mock's clock (virtual seconds per real second).
         seed: seed of the embedded mock (ids, fault draws).
+        free_target: the user declares (``--free-target``) that a target that is not our mock bills nothing.
 
     Raises:
         TargetError: unreachable URL, a remote URL with several providers, a missing API key, or a
@@ -221,7 +235,12 @@ def open_target(providers: list[str], *, base_url: str | None = None, host_urls:
     hosts = {(pid, primary): base_url}
     _apply_host_urls(hosts, host_urls, providers, contracts)
     creds = {pid: credentials_for(pid, api_key_env, None, required=True)}
-    target = Target(kind="remote", label=f"{pid} at {base_url}", hosts=hosts, mock_root=None, credentials=creds)
+    target = Target(kind="remote", label=f"{pid} at {base_url}", hosts=hosts, mock_root=None, credentials=creds,
+                    free_target=free_target)
+    if free_target:
+        target.label += " (declared free)"
+        target.notes.append(f"{pid}: --free-target: the target is assumed to bill nothing, so every check runs as on "
+                            "our mock; it is not our mock, so only documented expectations can fail the run")
     for h in contracts[pid].hosts:
         if (pid, h["id"]) not in hosts:
             target.notes.append(f"{pid}: no URL for host {h['id']!r} ({h['base_url']}); its operations are "

@@ -115,13 +115,16 @@ def test_source_video_id_is_retrieved_without_spending():
     assert results.outcome("openai", "positive_data_acceptance").failed > 0  # the recorder answers 404
 
 
-def test_allow_spend_without_budget_sends_nothing_paid():
-    """--allow-spend with the default --max-spend-usd 0: every paid request would pass the budget."""
+@pytest.mark.parametrize("budget,why", [({}, "no budget given"), ({"max_spend_usd": 0.0}, "--max-spend-usd 0"),
+                                        ({"max_paid_jobs": 0}, "--max-paid-jobs 0 reached"),
+                                        ({"max_video_seconds": 1.0}, "would pass --max-video-seconds 1")])
+def test_allow_spend_without_budget_sends_nothing_paid(budget, why):
+    """--allow-spend alone (no bound), or a bound of zero, sends no paid request; the skip says which bound."""
     rec = Recorder(accept_jobs=True)
     with serve(rec) as url:
-        results = _run("aigateway", url, allow_spend=True, max_spend_usd=0.0)
+        results = _run("aigateway", url, allow_spend=True, **budget)
     assert paid_requests("aigateway", rec.requests, {"api": url}) == []
-    assert "spend budget" in (results.outcome("aigateway", "job_accepted").skip_reason or "")
+    assert why in (results.outcome("aigateway", "job_accepted").skip_reason or "")
 
 
 def test_budget_bounds_the_paid_requests():
@@ -163,5 +166,5 @@ def test_cli_dry_run_prints_the_plan_and_sends_nothing_paid():
                                "--base-url", url, "--allow-spend", "--max-spend-usd", "2", "--dry-run"],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "Estimated cost" in proc.stdout and "lifecycle" in proc.stdout
+    assert "estimated cost: $" in proc.stdout and "lifecycle" in proc.stdout
     assert [r for r in rec.requests if r[1] != "/__mock/health"] == []

@@ -36,7 +36,7 @@ def drivers_for(contract: Contract, target, client: Client) -> list[Driver]:
         if base is None:
             continue
         cls = DRIVERS[h["family"]]
-        out.append(cls(contract, h["id"], base, client, target.credentials[contract.id], mock=target.free))
+        out.append(cls(contract, h["id"], base, client, target.credentials[contract.id], mock=target.ours))
     return out
 
 

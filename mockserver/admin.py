@@ -1,17 +1,19 @@
 """The admin API under ``/__mock/`` (contract: ``specs/mockadmin/openapi.yaml``).
 
-=========================================== ============================================================
-``GET /__mock/health``                      liveness, version, mounted providers and their base URLs
-``GET /__mock/jobs``                        jobs (``provider``, ``status``, ``limit`` filters)
-``GET /__mock/jobs/{provider}/{job_id}``    one job with its computed state
-``POST /__mock/videos``                     seed a completed source video for any provider
-``GET /__mock/clock``                       virtual time; ``POST /__mock/clock/advance`` ``{"seconds": s}``
-``GET|POST|DELETE /__mock/faults``          list, add, clear faults; ``DELETE /__mock/faults/{id}``
-``GET /__mock/journal``                     recent requests (credentials redacted)
-``GET /__mock/webhooks``                    webhook deliveries and every attempt
-``POST /__mock/reset``                      forget jobs, faults, journal and deliveries
-``GET /__mock/files/{provider}/{job}/{name}`` asset downloads (file URLs of fal, sunra, gpt.ge, ...)
-=========================================== ============================================================
+================================================= ===============================================================
+``GET /__mock/health``                            liveness, version, mounted providers and their base URLs
+``GET /__mock/jobs``                              jobs (``provider``, ``status``, ``limit`` filters)
+``GET /__mock/jobs/{provider}/{job_id}``          one job with its computed state
+``POST /__mock/jobs/{provider}/{job_id}/advance`` ``{"to": "in_progress"|"end"}``: move that job (not the clock)
+                                                  so the phase begins now; answers like ``GET`` the job
+``POST /__mock/videos``                           seed a completed source video for any provider
+``GET /__mock/clock``                             virtual time; ``POST /__mock/clock/advance`` ``{"seconds": s}``
+``GET|POST|DELETE /__mock/faults``                list, add, clear faults; ``DELETE /__mock/faults/{id}``
+``GET /__mock/journal``                           recent requests (credentials redacted)
+``GET /__mock/webhooks``                          webhook deliveries and every attempt
+``POST /__mock/reset``                            forget jobs, faults, journal and deliveries
+``GET /__mock/files/{provider}/{job}/{name}``     asset downloads (file URLs of fal, sunra, gpt.ge, ...)
+================================================= ===============================================================
 """
 
 from __future__ import annotations
@@ -215,9 +217,24 @@ def setup(app: web.Application, state) -> None:
             state.clock.advance(float(seconds))
         except ValueError as exc:  # the virtual time would no longer be finite
             return _err(400, str(exc))
-        if state.webhooks._wake is not None:
-            state.webhooks._wake.set()
+        state.webhooks.wake()
         return await clock_get(request)
+
+    async def advance_job(request):
+        body, err = await _json_body(request)
+        if err:
+            return err
+        to = body.get("to") if isinstance(body, dict) else None
+        if not isinstance(to, str) or to not in eng.ADVANCE_TARGETS:
+            return _err(400, f"body must be an object with to: {' or '.join(eng.ADVANCE_TARGETS)}")
+        pid, jid = request.match_info["provider"], request.match_info["job_id"]
+        try:
+            job = state.store.get(pid, jid)
+        except KeyError:
+            return _err(404, f"no job {jid!r} for provider {pid!r}")
+        if state.store.advance(job, to, state.clock.now()):
+            state.jobs_moved()
+        return web.json_response(job_json(state, job))
 
     async def faults_list(request):
         return web.json_response({"faults": [f.to_json() for f in state.faults.rules]})
@@ -297,6 +314,7 @@ def setup(app: web.Application, state) -> None:
         ("GET", "/health", health),
         ("GET", "/jobs", list_jobs),
         ("GET", "/jobs/{provider}/{job_id}", get_job),
+        ("POST", "/jobs/{provider}/{job_id}/advance", advance_job),
         ("POST", "/videos", seed_video),
         ("GET", "/clock", clock_get),
         ("POST", "/clock/advance", clock_advance),

@@ -34,6 +34,7 @@ from specs.validate import deref
 
 from . import engine as eng
 from .config import MockConfig
+from .timing import TIMING_HEADER, TimingHeaderError
 from .validation import HostValidator, parse_json_body
 
 log = logging.getLogger("mockserver")
@@ -136,6 +137,26 @@ class MockState:
         self.started = time.time()
         self.ca_path: str | None = None
         self.replay = None
+        self._jobs_moved: asyncio.Event | None = None
+
+    # -- jobs moved out of band -------------------------------------------------------------------
+    def jobs_moved_event(self) -> asyncio.Event:
+        """An event that is set the next time a job is moved by the admin API (``advance``).
+
+        Waiters that sleep until a job's next status change (the synchronous family) take it *before*
+        reading the state and wait on it with their timeout, so an advanced job wakes them at once.
+        """
+        if self._jobs_moved is None:
+            self._jobs_moved = asyncio.Event()
+        return self._jobs_moved
+
+    def jobs_moved(self) -> None:
+        """Wake everything that schedules by job timing: waiters of :meth:`jobs_moved_event` and the
+        webhook dispatcher (which then delivers the events of jobs that just became terminal)."""
+        event, self._jobs_moved = self._jobs_moved, None
+        if event is not None:
+            event.set()
+        self.webhooks.wake()
 
     # -- provider helpers -------------------------------------------------------------------------
     def timing(self, provider: str) -> eng.Timing:
@@ -357,7 +378,10 @@ def make_handler(mount: HostMount, op: Operation):
         ctx = Ctx(state, mount, op, request, path_params, body, key)
         if role_handler is None:
             role_handler = getattr(mount.family, f"op_{op.role}", None) or mount.family.handle
-        return await role_handler(ctx)
+        try:
+            return await role_handler(ctx)
+        except TimingHeaderError as exc:  # a bad X-Mock-Timing is the caller's error, like a bad X-Mock-Fault
+            return error_response(contract, "validation", f"{TIMING_HEADER}: {exc}", param=TIMING_HEADER)
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return await guarded(request, None, request.match_info)

@@ -4,6 +4,10 @@
         client = openai.OpenAI(base_url=mock.base_url("openai"), api_key="sk-test")
         mock.advance(5)
 
+        # or, on any clock: hold a job where it is, then move just that job on
+        video = client.videos.create(prompt="a cat", extra_headers={"X-Mock-Timing": "queued=hold"})
+        mock.advance_job("openai", video.id, to="in_progress")
+
 Binds 127.0.0.1 on a free port by default. With ``tls=True`` it serves HTTPS using a CA generated with
 trustme and exposes ``ca_path`` (point ``SSL_CERT_FILE`` at it).
 """
@@ -195,6 +199,23 @@ class EmbeddedMock:
     def advance(self, seconds: float) -> Any:
         """Advance the manual clock by ``seconds`` (virtual)."""
         return self.admin("POST", "clock/advance", {"seconds": seconds})
+
+    def advance_job(self, provider: str, job_id: str, to: str = "end") -> dict:
+        """Move one job (not the clock) so that phase ``to`` begins now; returns the admin job view.
+
+        Args:
+            provider: provider id (``"openai"``, ``"fal"``, ...).
+            job_id: the job's id as the provider reported it (fal/sunra ``request_id``, OpenAI video id).
+            to: ``"in_progress"`` (end its queue phase now) or ``"end"`` (completed now, or failed if it
+                carries an injected failure). A job already at or past ``to`` is left unchanged.
+
+        Pairs with the ``X-Mock-Timing: queued=hold, in_progress=hold`` request header
+        (:mod:`mockserver.timing`). Raises ``urllib.error.HTTPError`` 404 for an unknown provider or job,
+        400 for a bad ``to``.
+        """
+        from urllib.parse import quote
+
+        return self.admin("POST", f"jobs/{quote(provider, safe='')}/{quote(job_id, safe='')}/advance", {"to": to})
 
     def add_fault(self, **spec: Any) -> Any:
         """Install a fault (see :mod:`mockserver.faults`), e.g. ``add_fault(kind="rate_limit", times=1)``."""

@@ -22,6 +22,11 @@ in tests/test_engine.py):
   (a failed or cancelled job keeps the progress it had reached, at most 99);
 - queue position is an integer >= 0 that never increases, and is 0 once the job has left the queue;
 - the id never changes; ``created <= started_at <= finished_at`` whenever they are set.
+
+Tests and clients can also move one job on without touching the clock: a phase of :data:`HOLD_SECONDS`
+(``hold`` in the ``X-Mock-Timing`` header, :mod:`mockserver.timing`) lasts until :meth:`JobStore.advance`
+ends it.  ``advance`` gives the job a new :class:`Timing` that only ever *shortens* a phase still running,
+so every invariant above holds across it, and ``created`` never changes.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import struct
 import threading
 import time
 import uuid
@@ -37,9 +43,11 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 __all__ = [
     "ACTIVE",
+    "ADVANCE_TARGETS",
     "CANCELLED",
     "COMPLETED",
     "FAILED",
+    "HOLD_SECONDS",
     "ID_FORMATS",
     "IN_PROGRESS",
     "KINDS",
@@ -74,6 +82,14 @@ STATUS_ORDER: dict[str, int] = {QUEUED: 0, IN_PROGRESS: 1, COMPLETED: 2, FAILED:
 TERMINAL: frozenset[str] = frozenset({COMPLETED, FAILED, CANCELLED})
 #: Statuses in which a job can still be cancelled.
 ACTIVE: frozenset[str] = frozenset({QUEUED, IN_PROGRESS})
+
+#: Targets of :meth:`JobStore.advance`: ``in_progress`` (end the queue phase now) and ``end`` (end the
+#: job now: completed, or failed when it carries an injected failure).
+ADVANCE_TARGETS: tuple[str, ...] = (IN_PROGRESS, "end")
+
+#: Length in virtual seconds of a *held* phase (``hold`` in ``X-Mock-Timing``): about 31,700 years, so
+#: the phase lasts until :meth:`JobStore.advance` ends it.  Finite, as :class:`Timing` requires.
+HOLD_SECONDS = 1e12
 
 #: Kinds of job: a fresh generation, a remix of a finished video (OpenAI ``POST /videos/{id}/remix``,
 #: fal ``sora-2/video-to-video/remix``, sunra ``openai/sora-2/video-to-video``), and OpenAI's newer
@@ -194,7 +210,9 @@ class Timing:
     """How long a job spends in each active status, in seconds (finite, >= 0).
 
     Defaults per provider come from ``mock.queued_seconds`` / ``mock.in_progress_seconds`` in
-    ``specs/<id>/provider.yaml``.  One Timing instance can (and should) be shared by many jobs.
+    ``specs/<id>/provider.yaml``, per request from the ``X-Mock-Timing`` header (:mod:`mockserver.timing`;
+    ``hold`` is :data:`HOLD_SECONDS`).  One Timing instance can (and should) be shared by many jobs;
+    :meth:`JobStore.advance` gives the job it moves a new instance of its own.
 
     Raises:
         ValueError: on a negative, infinite or NaN duration.
@@ -223,7 +241,7 @@ class Job:
         provider: provider id (``specs/<id>``).
         kind: one of :data:`KINDS`.
         created: virtual seconds at submission.
-        timing: a :class:`Timing`.
+        timing: a :class:`Timing` (replaced, never mutated, by :meth:`JobStore.advance`).
         failure: ``None``, or a failure code string (e.g. ``"content_policy_violation"``); the job then goes
             through queued and in progress and fails at fraction ``fail_at`` of its in-progress phase.
         fail_at: fraction in [0, 1] of the in-progress phase at which an injected failure happens
@@ -337,6 +355,43 @@ def _until(boundary: float, now: float) -> float:
     while now + d < boundary:
         d = math.nextafter(d, math.inf)
     return d
+
+
+def _span(start: float, target: float, hi: float, scale: float = 1.0) -> float:
+    """A duration ``x >= 0`` such that a phase from ``start`` lasting ``scale * x`` ends at ``target``:
+    ``start + scale * x <= target`` in floating point (as :func:`state_at` computes it), equal to it
+    whenever a float ``x`` near ``hi`` gives that, with ``x`` as small as possible then.
+
+    Args:
+        start, target: virtual seconds, ``start <= target``.
+        hi: the estimate ``(target - start) / scale``, a finite float >= 0 (rounding may put it an ulp or
+            two off).
+        scale: the fraction of the phase that counts (an injected failure's ``fail_at``), in (0, 1].
+
+    When the estimate overshoots, bisects the bit patterns of ``[0, hi]`` (ordered like their values for
+    non-negative floats: at most 64 steps); when it ends short of ``target``, climbs up to 4 floats.
+    """
+    def end(x: float) -> float:
+        return start + scale * x
+
+    x = hi
+    if end(x) > target:
+        lo_bits, hi_bits = 0, struct.unpack("<q", struct.pack("<d", hi))[0]
+        while hi_bits - lo_bits > 1:
+            mid = (lo_bits + hi_bits) // 2
+            if end(struct.unpack("<d", struct.pack("<q", mid))[0]) <= target:
+                lo_bits = mid
+            else:
+                hi_bits = mid
+        x = struct.unpack("<d", struct.pack("<q", lo_bits))[0]
+    for _ in range(4):
+        if end(x) >= target:
+            break
+        up = math.nextafter(x, math.inf)
+        if not end(up) <= target:
+            break
+        x = up
+    return x
 
 
 def state_at(job: Job, now: float) -> State:
@@ -543,6 +598,80 @@ class JobStore:
         if job.deleted or state_at(job, t).status not in ACTIVE:
             return False
         job.cancelled_at = max(t, job.created)
+        return True
+
+    def advance(self, job: Job, to: str, now: float | None = None) -> bool:
+        """Move ``job`` (only it; not the clock) so that phase ``to`` begins at virtual time ``now``.
+
+        Args:
+            job: a job of this store.
+            to: ``"in_progress"``: end its queue phase now (its in-progress phase keeps its length, so a
+                held one stays held); ``"end"``: end the job now: ``completed``, or ``failed`` when it
+                carries an injected failure (a queued job goes straight through: ``started_at`` and
+                ``finished_at`` are both ``now``).
+            now: virtual seconds (default ``clock.now()``); should be the current time, i.e. no earlier
+                than any read of the job so far.  A time before ``job.created`` counts as ``job.created``.
+
+        Returns:
+            True if the job moved; False, with the job unchanged, if it was deleted or already at or past
+            ``to`` at ``now`` (in progress or terminal for ``in_progress``; terminal for ``end``).
+
+        The job gets a new :class:`Timing` (``created`` and the failure code never change) that only
+        shortens the phase running at ``now`` (queued, or in progress) so that it ends at ``now`` (or at
+        the float just below it, in the rare case no duration lands on ``now`` exactly in floating
+        point), so the status, progress, queue position and ``started_at`` read at ``now`` and later never
+        go back from what could be read before, and a terminal state stays final.  A failing job keeps
+        its ``fail_at`` fraction (with the default 1.0 it fails at progress 99); in the rare
+        floating-point case where the shortened run would report a lower progress than already reached,
+        it fails at ``fail_at=1.0`` instead.  The job also stops counting in the provider's queue (the
+        default ``queue_position`` of jobs submitted later).
+
+        Raises:
+            ValueError: ``to`` is not one of :data:`ADVANCE_TARGETS`, or ``now`` is not finite.
+        """
+        if not isinstance(to, str) or to not in ADVANCE_TARGETS:
+            raise ValueError(f"advance target must be one of {', '.join(ADVANCE_TARGETS)}, got {to!r}")
+        t = self.clock.now() if now is None else float(now)
+        if not math.isfinite(t):
+            raise ValueError(f"advance time must be finite, got {now!r}")
+        if job.deleted:
+            return False
+        t = max(t, job.created)
+        before = state_at(job, t)
+        if STATUS_ORDER[before.status] >= (1 if to == IN_PROGRESS else 2):
+            return False
+        created, timing = job.created, job.timing
+        if before.status == QUEUED:
+            queued = _span(created, t, t - created)  # starts at t (or the float just below)
+            candidates = [(Timing(queued, timing.in_progress if to == IN_PROGRESS else 0.0), job.fail_at)]
+        else:  # in progress, to "end": shorten the run so that it ends at t
+            started = created + timing.queued
+            whole = _span(started, t, t - started)
+            candidates = [(Timing(timing.queued, whole), job.fail_at)]
+            frac = job.fail_at
+            if job.failure is not None and frac != 1.0:  # 0 < fail_at < 1 while in progress
+                hi = min((t - started) / frac, timing.in_progress)
+                scaled = _span(started, t, hi, frac)
+                candidates = [(Timing(timing.queued, scaled), frac), (Timing(timing.queued, whole), 1.0)]
+        for new_timing, fail_at in candidates:
+            trial = Job(job.id, job.provider, job.kind, created, new_timing, job.failure, fail_at,
+                        job.source_id, job.params, job.queue_position, job.seq)
+            trial.cancelled_at = job.cancelled_at
+            after = state_at(trial, t)
+            if (STATUS_ORDER[after.status] >= (1 if to == IN_PROGRESS else 2)
+                    and after.progress >= before.progress and after.queue_position <= before.queue_position
+                    and (before.started_at is None or after.started_at == before.started_at)):
+                break
+        else:  # pragma: no cover - the last candidate always qualifies (completes, or fails at 99)
+            raise RuntimeError(f"cannot advance job {job.id!r} to {to!r} without going backwards")
+        if before.status == QUEUED and timing.queued > 0:  # it no longer waits in the provider's queue
+            starts = self._starts.get(job.provider)
+            old_start = created + timing.queued
+            if starts and old_start in starts:
+                starts.remove(old_start)
+                heapq.heapify(starts)
+        job.timing = new_timing
+        job.fail_at = fail_at
         return True
 
     def delete(self, job: Job) -> bool:

@@ -235,7 +235,8 @@ async def faults_middleware(request: web.Request, handler):
     try:
         rule = state.faults.pick(mount.provider, op, header, FAULT_KINDS[:-1])
     except ValueError as exc:  # FaultError: a bad X-Mock-Fault header is the caller's error
-        return stamp_request_id(error_response(mount.contract, "validation", f"{FAULT_HEADER}: {exc}"), op)
+        return stamp_request_id(error_response(mount.contract, "validation", f"{FAULT_HEADER}: {exc}",
+                                               param=FAULT_HEADER), op)
     if rule is not None:
         request[FAULT_KEY] = rule.kind
         if rule.kind == "latency":

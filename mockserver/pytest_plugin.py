@@ -14,6 +14,8 @@ Fixtures for users' own tests:
             assert client.videos.retrieve(video.id).status == "completed"
             sora_mock.fault("rate_limit", provider="openai", times=1)   # the next call gets a 429
             source = sora_mock.seed_video("fal", seconds=8, size="1280x720")  # a completed source video
+            held = client.videos.create(prompt="a dog", extra_headers={"X-Mock-Timing": "queued=hold"})
+            sora_mock.advance_job("openai", held.id, to="end")  # only this job: completed now
 
 ``sora_mock_config``
     Override this fixture to change the configuration (providers, TLS, timings, api_key, ...)::

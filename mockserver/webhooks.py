@@ -94,6 +94,11 @@ class WebhookDispatcher:
             if self._wake is not None:
                 self._wake.set()
 
+    def wake(self) -> None:
+        """Check the watched jobs now instead of at the next poll (after the clock or a job was moved)."""
+        if self._wake is not None:
+            self._wake.set()
+
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         self._wake = asyncio.Event()

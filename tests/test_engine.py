@@ -22,9 +22,11 @@ from hypothesis.stateful import (
 
 from mockserver.engine import (
     ACTIVE,
+    ADVANCE_TARGETS,
     CANCELLED,
     COMPLETED,
     FAILED,
+    HOLD_SECONDS,
     IN_PROGRESS,
     QUEUED,
     STATUS_ORDER,
@@ -200,6 +202,120 @@ def test_default_queue_position_counts_earlier_jobs_not_yet_started():
     clock.advance(6)  # a and b have started
     d = store.create("p", "generate", {}, Timing(10, 1))
     assert [j.queue_position for j in (a, b, other, c, d)] == [0, 1, 0, 2, 1]
+
+
+# ------------------------------------------------------------------------- advance (one job, not the clock)
+
+
+def test_advance_held_job_through_its_phases_at_the_advance_moments():
+    store, clock = make_store(start=100.0)
+    job = store.create("p", "generate", {}, Timing(HOLD_SECONDS, HOLD_SECONDS), queue_position=3)
+    clock.advance(1e6)
+    assert store.state(job) == state_at(job, 100.0 + 1e6)
+    assert store.state(job).status == QUEUED and store.state(job).queue_position == 3
+    assert store.advance(job, IN_PROGRESS) is True
+    s = store.state(job)
+    assert (s.status, s.progress, s.queue_position, s.started_at) == (IN_PROGRESS, 0, 0, 100.0 + 1e6)
+    assert job.created == 100.0 and job.timing.in_progress == HOLD_SECONDS  # the run stays held
+    clock.advance(1e6)
+    assert store.state(job).status == IN_PROGRESS and store.state(job).progress == 0
+    assert store.advance(job, IN_PROGRESS) is False  # already there
+    assert store.advance(job, "end") is True
+    s = store.state(job)
+    assert s == State(COMPLETED, 100, 0, 100.0 + 1e6, 100.0 + 2e6, None)
+    assert job.created == 100.0
+
+
+def test_advance_queued_job_to_end_goes_straight_through():
+    store, clock = make_store(start=0.0)
+    job = store.create("p", "generate", {}, Timing(10, 10))
+    clock.set(4.0)
+    assert store.advance(job, "end") is True
+    assert store.state(job) == State(COMPLETED, 100, 0, 4.0, 4.0, None)
+    assert state_at(job, 1e9) == store.state(job)
+
+
+def test_advance_in_progress_shortens_the_run_only():
+    store, clock = make_store(start=0.0)
+    job = store.create("p", "generate", {}, Timing(2, 100))
+    clock.set(52.0)
+    before = store.state(job)
+    assert (before.status, before.progress) == (IN_PROGRESS, 50)
+    assert store.advance(job, "end", now=52.0) is True
+    assert job.timing == Timing(2, 50)
+    assert store.state(job) == State(COMPLETED, 100, 0, 2.0, 52.0, None)
+    assert state_at(job, 30.0) == state_at(store.create("p", "generate", {}, Timing(2, 50), now=0.0), 30.0)
+
+
+@pytest.mark.parametrize("fail_at", [1.0, 0.5])
+def test_advance_failing_job_to_end_fails_now(fail_at):
+    store, clock = make_store(start=0.0)
+    job = store.create("p", "generate", {}, Timing(HOLD_SECONDS, HOLD_SECONDS), failure="moderation_blocked",
+                       fail_at=fail_at)
+    clock.set(3.0)
+    store.advance(job, IN_PROGRESS)
+    clock.set(5.0)
+    assert store.advance(job, "end") is True
+    s = store.state(job)
+    assert (s.status, s.started_at, s.finished_at) == (FAILED, 3.0, 5.0)
+    assert s.progress == (99 if fail_at == 1.0 else 50)
+    assert job.failure == "moderation_blocked"
+
+
+def test_advance_queued_failing_job_to_end_fails_at_once_with_no_progress():
+    store, clock = make_store(start=0.0)
+    job = store.create("p", "generate", {}, Timing(HOLD_SECONDS, 1), failure="x")
+    clock.set(7.0)
+    assert store.advance(job, "end") is True
+    assert store.state(job) == State(FAILED, 0, 0, 7.0, 7.0, None)
+
+
+@pytest.mark.parametrize("to", ADVANCE_TARGETS)
+@pytest.mark.parametrize("how", ["completed", "failed", "cancelled", "deleted"])
+def test_advance_of_a_finished_or_deleted_job_changes_nothing(to, how):
+    store, clock = make_store(start=0.0)
+    job = store.create("p", "generate", {}, Timing(1, 1), failure="x" if how == "failed" else None)
+    if how == "cancelled":
+        store.cancel(job, 0.5)
+    if how == "deleted":
+        store.delete(job)
+    else:
+        clock.set(3.0)
+    snapshot = {name: getattr(job, name) for name in Job.__slots__}
+    before = store.state(job)
+    assert store.advance(job, to) is False
+    assert {name: getattr(job, name) for name in Job.__slots__} == snapshot
+    assert store.state(job) == before
+
+
+def test_advance_to_in_progress_leaves_a_running_job_alone():
+    store, clock = make_store(start=0.0)
+    job = store.create("p", "generate", {}, Timing(1, 10))
+    clock.set(2.0)
+    timing = job.timing
+    assert store.advance(job, IN_PROGRESS) is False
+    assert job.timing is timing
+
+
+def test_advance_before_creation_counts_as_creation_and_bad_arguments_raise():
+    store, clock = make_store(start=10.0)
+    job = store.create("p", "generate", {}, Timing(5, 5))
+    assert store.advance(job, IN_PROGRESS, now=3.0) is True
+    assert store.state(job).started_at == 10.0 and job.created == 10.0
+    for bad in ("completed", "queued", None, 1):
+        with pytest.raises(ValueError):
+            store.advance(job, bad)
+    with pytest.raises(ValueError):
+        store.advance(job, "end", now=float("nan"))
+
+
+def test_advanced_job_no_longer_counts_in_the_queue_of_later_jobs():
+    store, clock = make_store(start=0.0)
+    held = store.create("p", "generate", {}, Timing(HOLD_SECONDS, 1))
+    assert store.create("p", "generate", {}, Timing(HOLD_SECONDS, 1)).queue_position == 1
+    clock.advance(1)
+    store.advance(held, IN_PROGRESS)
+    assert store.create("p", "generate", {}, Timing(1, 1)).queue_position == 1  # only the other held one
 
 
 # ------------------------------------------------------------------------------------- validation
@@ -484,11 +600,65 @@ def test_progress_is_linear_in_progress_phase(q, p, frac):
     assert s.progress < 100
 
 
+@settings(max_examples=1500, deadline=None)
+@given(
+    timing=st.builds(Timing, st.one_of(durations, st.just(HOLD_SECONDS)), st.one_of(durations, st.just(HOLD_SECONDS))),
+    failure=failures,
+    fail_at=fractions,
+    position=positions,
+    steps=st.lists(st.tuples(st.floats(min_value=0, max_value=150, allow_nan=False),
+                             st.sampled_from(["read", "read", IN_PROGRESS, "end", "cancel"])),
+                   min_size=1, max_size=30),
+    start=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+)
+@example(timing=Timing(0.0, 100.0), failure="x", fail_at=0.29, position=0,
+         steps=[(28.999999999999996, "read"), (0.0, "end")], start=0.0)
+@example(timing=Timing(0.0, 3e-10), failure="x", fail_at=0.5, position=0,
+         steps=[(1.2e-10, "read"), (0.0, "end")], start=1e6)
+def test_invariants_over_any_sequence_of_reads_and_advances(timing, failure, fail_at, position, steps, start):
+    """Whatever is advanced, and when: status rank, progress and started_at never go back, queue position
+    never goes up, terminal stays final, created never changes, and an advance reaches its target."""
+    store, clock = make_store(start=start)
+    job = store.create("p", "generate", dict(PARAMS), timing, failure=failure, fail_at=fail_at,
+                       queue_position=position)
+    created, prev = job.created, store.state(job)
+    for dt, action in steps:
+        clock.advance(dt)
+        now = clock.now()
+        before = store.state(job)
+        check_transition(prev, before)
+        if action in ADVANCE_TARGETS:
+            moved = store.advance(job, action)
+            target = 1 if action == IN_PROGRESS else 2
+            assert moved == (STATUS_ORDER[before.status] < target)
+            after = store.state(job)
+            assert STATUS_ORDER[after.status] >= target
+            if moved:  # phases end at the advance moment (the float at or just below it: now - start
+                # may have no float x with start + x == now exactly)
+                assert after.started_at is not None and after.started_at <= now
+                if before.started_at is None:
+                    assert now - after.started_at <= math.ulp(now)  # the queue phase ended now
+                if after.terminal:
+                    assert now - after.finished_at <= math.ulp(now)
+            else:
+                assert after == before
+        elif action == "cancel":
+            store.cancel(job)
+        s = store.state(job)
+        check_state_shape(job, s)
+        check_transition(before, s)
+        assert job.created == created
+        prev = s
+    final = state_at(job, clock.now() + 3 * HOLD_SECONDS)  # past any end, held phases included
+    assert final.terminal and (prev.status not in TERMINAL or final == prev)
+
+
 # ---------------------------------------------------------------------------------- stateful machine
 
 
 class EngineMachine(RuleBasedStateMachine):
-    """Creates jobs, advances a ManualClock, cancels and deletes at random moments, checks invariants."""
+    """Creates jobs, advances a ManualClock, cancels, advances single jobs and deletes at random moments,
+    checks invariants."""
 
     jobs = Bundle("jobs")
 
@@ -534,6 +704,20 @@ class EngineMachine(RuleBasedStateMachine):
             assert after.finished_at == self.clock.now()
         else:
             assert ok is False and after == before
+
+    @rule(job=jobs, to=st.sampled_from(ADVANCE_TARGETS))
+    def advance_job(self, job, to):
+        before = self.store.state(job)
+        created = job.created
+        moved = self.store.advance(job, to)
+        after = self.store.state(job)
+        target = 1 if to == IN_PROGRESS else 2
+        if job.id in self.deleted or STATUS_ORDER[before.status] >= target:
+            assert moved is False and after == before
+        else:
+            assert moved is True and STATUS_ORDER[after.status] >= target
+        assert job.created == created
+        check_transition(before, after)
 
     @rule(job=consumes(jobs))
     def delete(self, job):

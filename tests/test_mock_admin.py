@@ -114,7 +114,7 @@ def test_admin_contract_declares_exactly_the_routes_the_server_registers(mock):
     declared = {(m.upper(), p) for p, item in specs.load_admin()["paths"].items()
                 for m in item if m in specs.HTTP_METHODS}
     assert registered == declared
-    assert len(declared) == 14
+    assert len(declared) == 15
 
 
 def test_every_declared_error_status_uses_the_error_envelope():
@@ -410,6 +410,7 @@ def test_every_admin_route_was_exercised_and_checked(mock):
         job = c.post("/__mock/videos", json={"provider": "openai"}).json()
         c.get("/__mock/jobs")
         c.get(f"/__mock/jobs/openai/{job['id']}")
+        c.post(f"/__mock/jobs/openai/{job['id']}/advance", json={"to": "end"})
         c.get("/__mock/clock")
         c.post("/__mock/clock/advance", json={"seconds": 0})
         rule = c.post("/__mock/faults", json={"kind": "latency", "ms": 0}).json()["faults"][0]

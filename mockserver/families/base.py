@@ -29,6 +29,7 @@ from specs.validate import get_pointer
 from .. import engine as eng
 from ..assets import VARIANTS, file_name
 from ..media import MAX_SECONDS
+from ..timing import TIMING_HEADER, parse_timing_header
 
 DEFAULT_PARAMS = {
     "prompt": {"pointer": "/prompt"},
@@ -151,8 +152,16 @@ class Family:
 
     def create_job(self, ctx, body: Any, kind: str | None = None,
                    source: eng.Job | None = None) -> eng.Job:
-        """Create the job for a submit/create/remix request, applying injected generation failures."""
+        """Create the job for a submit/create/remix/run request, with the request's ``X-Mock-Timing``
+        (:mod:`mockserver.timing`) over the provider's timing and injected generation failures.
+
+        Raises:
+            mockserver.timing.TimingHeaderError: a malformed ``X-Mock-Timing`` header (raised before
+                anything changes: no job, no fault rule spent); the pipeline answers it in the provider's
+                ``validation`` envelope (``mockserver.app``).
+        """
         kind = kind or ctx.op.kind_for(body) or "generate"
+        timing = parse_timing_header(ctx.request.headers.get(TIMING_HEADER), self.state.timing(self.contract.id))
         failure = self.state.faults.generation_failure(self.contract.id, ctx.op,
                                                        ctx.request.headers.get("X-Mock-Fault"))
         params = self.params_from(body, source)
@@ -160,7 +169,7 @@ class Family:
             params["_failure_message"] = failure[1]
         ids = self.meta["ids"]
         job = self.store.create(self.contract.id, "remix" if kind == "remix" else kind if kind in eng.KINDS
-                                else "generate", params, self.state.timing(self.contract.id),
+                                else "generate", params, timing,
                                 failure=failure[0] if failure else None,
                                 source_id=source.id if source else None,
                                 id_prefix=ids["prefix"], id_format=ids["format"])

@@ -160,18 +160,22 @@ class JobFamily(Family):
         """True when this API key polled ``job`` less than the minimum interval ago (virtual seconds).
 
         Only answered (200) polls start a new interval, so a client polling every second still gets a
-        fresh job every 3 s. The key is stored hashed in the job's private params.
+        fresh job every 3 s. The key is stored hashed in the job's private params, with the job's timing:
+        a job moved by the admin API (``POST /__mock/jobs/.../advance`` gives it a new timing) has changed,
+        so its next poll is answered even within the interval (on a manual clock the interval would
+        otherwise never pass).
         """
         interval = self._min_poll_interval()
         if interval <= 0:
             return False
         who = hashlib.blake2s((ctx.api_key or "").encode(), digest_size=8).hexdigest()
-        polls: dict[str, float] = job.params.setdefault("_polls", {})
+        polls: dict[str, tuple[float, list[float]]] = job.params.setdefault("_polls", {})
         now = self.now()
+        timing = [job.timing.queued, job.timing.in_progress]
         last = polls.get(who)
-        if last is not None and now - last < interval:
+        if last is not None and now - last[0] < interval and last[1] == timing:
             return True
-        polls[who] = now
+        polls[who] = (now, timing)
         return False
 
     # -- operations ---------------------------------------------------------------------------------

@@ -10,7 +10,12 @@ Waiting follows the mock's clock:
 - system clock: ``asyncio.sleep`` of the virtual time left until the next status change divided by
   ``config.speed`` (no busy polling);
 - manual clock: the state is re-read every ``MANUAL_POLL_SECONDS`` of real time until a test has advanced
-  the clock far enough.
+  the clock far enough;
+- either way a job moved by ``POST /__mock/jobs/{provider}/{job_id}/advance`` wakes the wait at once.
+
+``X-Mock-Timing`` (:mod:`mockserver.timing`) applies here as everywhere: numbers set how long the call
+blocks (in virtual seconds), and ``hold`` keeps the call waiting until the job is advanced through the admin
+API (e.g. ``EmbeddedMock.advance_job``) from another connection or thread.
 
 Either way the call gives up after ``mock.sync.max_wait_seconds`` real seconds (default 300) with the
 provider's timeout answer ``mock.sync.timeout`` (onerouter: its ``timeout`` error kind, 408; fal.run: 504
@@ -48,6 +53,7 @@ class SyncFamily(QueueOutputs):
         deadline = time.monotonic() + float(self.sync_settings.get("max_wait_seconds", MAX_WAIT_SECONDS))
         manual = self.state.config.clock == "manual"
         while True:
+            moved = self.state.jobs_moved_event()  # taken before the read: a later advance wakes us
             st = self.job_state(job)
             if st.terminal:
                 return st
@@ -59,7 +65,10 @@ class SyncFamily(QueueOutputs):
                 delay = MANUAL_POLL_SECONDS
             else:
                 delay = max(0.001, st.next_change_in / self.state.config.speed)
-            await asyncio.sleep(min(delay, left))
+            try:
+                await asyncio.wait_for(moved.wait(), min(delay, left))
+            except TimeoutError:
+                pass
 
     async def op_run(self, ctx) -> web.Response:
         body = ctx.body if isinstance(ctx.body, dict) else {}

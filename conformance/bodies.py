@@ -109,9 +109,44 @@ def _choose(doc: dict, prop_schema: Any, wanted: Any, rng: random.Random, candid
     return str(value)
 
 
+def _area(value: Any) -> float:
+    try:
+        w, h = str(value).lower().split("x")
+        return float(w) * float(h)
+    except ValueError:
+        return float("inf")
+
+
+def _seconds(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("inf")
+
+
+def _cheapest(doc: dict, prop_schema: Any, name: str, candidates: list[Any], mapping: dict | None) -> Any:
+    """The cheapest value the contract allows for ``seconds`` (the shortest) or ``size`` (the fewest pixels):
+    from the property's enum, else its ``minimum`` (seconds), else the candidates. With a ``mapping`` (fal's
+    ``aspect_ratio`` -> size) the key whose mapped value is cheapest. None when nothing is allowed."""
+    key = _area if name == "size" else _seconds
+    if mapping:
+        allowed = [k for k in mapping if not sch.enum_values(doc, prop_schema) or
+                   str(k) in {str(v) for v in sch.enum_values(doc, prop_schema)}]
+        return min(allowed, key=lambda k: key(mapping[k]), default=None)
+    allowed = [v for v in sch.enum_values(doc, prop_schema) if v is not None]
+    if allowed:
+        return min(allowed, key=key)
+    node = sch.deref(doc, prop_schema) or {}
+    if name == "seconds" and isinstance(node.get("minimum"), int | float) and not isinstance(node["minimum"], bool):
+        lowest = max(float(node["minimum"]), 1.0)
+        typ = node.get("type")
+        return int(lowest) if typ == "integer" or (isinstance(typ, list) and "integer" in typ) else lowest
+    return min(candidates, key=key) if candidates else None
+
+
 def build(contract: Contract, op: Operation, kind: str, *, source_id: str | None = None,
           seconds: int | None = None, size: str | None = None, keep_output: bool = False,
-          rng: random.Random | None = None) -> Request:
+          rng: random.Random | None = None, cheapest: bool = False) -> Request:
     """Build a valid request for a job-creating operation.
 
     Args:
@@ -123,6 +158,8 @@ def build(contract: Contract, op: Operation, kind: str, *, source_id: str | None
         keep_output: set the provider's "delete output" flag (``mock.params.delete_video`` pointer) to
             false, so the output can be a remix source later (fal deletes by default).
         rng: random source for value choices.
+        cheapest: where ``seconds``/``size`` are None, ask for the shortest duration and the smallest size the
+            contract allows (on a paid target), instead of a random allowed value.
 
     Raises:
         BodyError: no valid body can be built from the contract.
@@ -169,7 +206,9 @@ def build(contract: Contract, op: Operation, kind: str, *, source_id: str | None
         if prop is None:
             continue
         mapping = rule.get("map")
-        if mapping:
+        if wanted is None and cheapest:
+            value = _cheapest(doc, prop, name, candidates, mapping)
+        elif mapping:
             keys = [k for k, v in mapping.items() if wanted is None or str(v) == str(wanted)]
             if not keys:
                 continue

@@ -150,6 +150,10 @@ class ProviderRun:
         self.progress = lambda text: None  # set by the runner: live phase text for this provider
         self.rng = random.Random(sub_seed(config.seed, contract.id))
         self.control = control or getattr(client, "control", None) or RunControl()
+        self.halted: str | None = None  # why no more jobs are created (the target did not end one in time)
+        # what the lifecycle observed (for true skip reasons and id_unique): fields of job bodies, neutral
+        # states, each job's first observed state, ids of created jobs
+        self.seen: dict[str, Any] = {"fields": set(), "states": set(), "first": {}, "ids": {}}
 
     @property
     def id(self) -> str:
@@ -161,13 +165,16 @@ class ProviderRun:
     def ok(self, check: str, n: int = 1) -> None:
         self.results.passed(self.id, check, n)
 
-    def source(self, check: str, expectation: str | None = None) -> Source:
-        """Where an expectation of ``check`` comes from for this provider: provider.yaml ``expectations``
-        (``expectation`` or the check's name) names a provider document; else the check's registered source."""
+    def source(self, check: str, expectation: str | None = None, default: Source | None = None) -> Source:
+        """Where an expectation of ``check`` comes from for this provider: the provider.yaml ``expectations``
+        entry named ``expectation`` (else the check's name) names a provider document; otherwise ``default``,
+        else the check's registered source."""
         table = self.contract.provider.get("expectations") or {}
-        entry = table.get(expectation or check) or (table.get(check) if expectation else None)
+        entry = table.get(expectation) if expectation else table.get(check)
         if isinstance(entry, dict) and entry.get("source"):
             return Source("doc", str(entry["source"]), entry.get("quote"))
+        if default is not None:
+            return default
         try:
             return get_check(check).source
         except Exception:  # a name outside the registry (tests): a contract expectation

@@ -43,7 +43,7 @@ from .bodies import set_pointer
 from .context import ProviderRun, op_label, sub_seed
 from .drivers.queue import sse_events
 from .http import RunStopped
-from .registry import Check, register
+from .registry import Check, Source, register
 from .spend import SpendBlocked
 
 # -- registry ---------------------------------------------------------------------------------------------
@@ -61,23 +61,41 @@ _BUILTIN_DOCS = {
     "negative_data_rejection": "Schema-invalid requests are rejected with a 4xx (schemathesis built-in, "
                                "expected statuses narrowed to 4xx).",
 }
+STANDARD_5XX = Source("standard", "RFC 9110 §15.6: a 5xx status (or no answer) means the server failed the request")
+_BUILTIN_SOURCES = {
+    "not_a_server_error": STANDARD_5XX,
+    "status_code_conformance": Source("contract", "the operation's declared response statuses"),
+    "content_type_conformance": Source("contract", "the content types declared for the response status"),
+    "response_headers_conformance": Source("contract", "the headers declared for the response status"),
+    "response_schema_conformance": Source("contract", "the schema declared for the response status"),
+    "positive_data_acceptance": Source("contract", "the operation's request schema and its 2xx response"),
+    "negative_data_rejection": Source("contract", "the operation's request schema (what is not valid)"),
+}
 for _name, _doc in _BUILTIN_DOCS.items():
-    register(Check(_name, "contract", _doc, origin="schemathesis"))
+    register(Check(_name, "contract", _doc, origin="schemathesis", source=_BUILTIN_SOURCES[_name]))
 
 register(Check("error_envelope", "contract",
                "Every 4xx/5xx body is in the provider's error envelope (the schema declared for that status, "
-               "or one of the operation's error schemas)."))
-register(Check("auth_required", "contract", "Requests without credentials are rejected with 401 or 403."))
+               "or one of the operation's error schemas).",
+               source=Source("contract", "the error schema declared for the status")))
+register(Check("auth_required", "contract", "Requests without credentials are rejected with 401 or 403.",
+               source=Source("contract", "the operation's security requirement (RFC 9110 §15.5.2, §15.5.4)")))
 register(Check("auth_invalid_rejected", "contract",
-               "Requests with a wrong key in the right scheme are rejected with 401 or 403."))
+               "Requests with a wrong key in the right scheme are rejected with 401 or 403.",
+               source=Source("contract", "the operation's security requirement (RFC 9110 §15.5.2, §15.5.4)")))
 register(Check("unknown_id_is_404", "contract",
-               "Requests naming an id that does not exist (path id or remix source) get 404."))
+               "Requests naming an id that does not exist (path id or remix source) get 404.",
+               source=Source("contract", "the operation's 404 response")))
 register(Check("method_not_allowed", "contract",
                "A method a path does not declare is answered 405 with an Allow header naming the declared methods, "
-               "in the provider's error envelope."))
+               "in the provider's error envelope.",
+               source=Source("mock", "our mock answers an undeclared method with 405 in the provider's envelope")))
 register(Check("sse_event_conformance", "contract",
                "Every event of a status stream validates against the contract's x-event-schema, and the stream "
-               "ends with a terminal status."))
+               "ends with a terminal status.",
+               source=Source("contract", "the status stream's x-event-schema and provider.yaml statuses")))
+
+STANDARD_ALLOW = Source("standard", "RFC 9110 §15.5.6: a 405 response MUST carry an Allow header")
 
 ALWAYS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_headers_conformance", "response_schema_conformance")
@@ -286,6 +304,72 @@ def _normalize_parts(case) -> None:
             fixed[name] = "application/json"
     if fixed != chosen:
         case.multipart_content_types = fixed
+
+
+_DOCUMENTED: dict[str, dict] = {}
+_DOCUMENTED_LOCK = threading.Lock()
+
+
+def documented_document(contract: Contract) -> dict:
+    """The contract with every *assumed* constraint removed: where an ``x-assumption`` entry lists
+    ``keywords`` (e.g. ``[additionalProperties]``), those keywords are dropped from the schema that carries
+    it. What remains is what the provider documents. Cached per contract."""
+    with _DOCUMENTED_LOCK:
+        if contract.id not in _DOCUMENTED:
+            doc = copy.deepcopy(contract.openapi)
+
+            def walk(node: Any) -> None:
+                if isinstance(node, dict):
+                    for entry in node.get("x-assumption") or []:
+                        if isinstance(entry, dict):
+                            for kw in entry.get("keywords") or []:
+                                node.pop(kw, None)
+                    for v in node.values():
+                        walk(v)
+                elif isinstance(node, list):
+                    for v in node:
+                        walk(v)
+
+            walk(doc)
+            _DOCUMENTED[contract.id] = doc
+        return _DOCUMENTED[contract.id]
+
+
+def documented_valid(contract: Contract, op: Operation, case) -> bool:
+    """True when a request (a schemathesis case: body, query, path and header parameters) is valid under the
+    documented part of the contract (:func:`documented_document`): then a server that accepts it is right,
+    whatever our assumed constraints say."""
+    from specs.validate import pointer
+
+    doc = documented_document(contract)
+    if case.body is not None and not isinstance(case.body, bytes | bytearray):
+        rs = sch.request_schema(contract, op, prefer=(case.media_type or "application/json"))
+        if rs is not None and sch.errors(doc, rs[1], case.body):
+            return False
+    located = {"query": case.query or {}, "path": case.path_parameters or {},
+               "header": {k.lower(): v for k, v in (case.headers or {}).items()}}
+    params = list(op.definition.get("parameters") or [])
+    for i, param in enumerate(params):
+        param = sch.deref(doc, param)
+        where = (param or {}).get("in")
+        if where not in located:
+            continue
+        name = param.get("name", "")
+        values = located[where]
+        key = name.lower() if where == "header" else name
+        if key not in values:
+            if param.get("required"):
+                return False
+            continue
+        base = sch.deref_ptr(doc, pointer(*sch.op_pointer(op), "parameters", str(i)))
+        if "schema" in (sch.deref(doc, {"$ref": base}) or {}):
+            value = values[key]
+            errs = sch.errors(doc, base + "/schema", value)
+            if errs and isinstance(value, str):  # a query/header value is text on the wire: read it as the type
+                errs = sch.errors(doc, base + "/schema", _coerce_form_value(doc, param.get("schema"), value))
+            if errs:
+                return False
+    return True
 
 
 def path_params(op: Operation) -> list[str]:
@@ -549,7 +633,7 @@ class OperationRunner:
             if error.startswith("blocked by the spend guard"):
                 run.skip("positive_data_acceptance", error)
                 return
-            run.fail("not_a_server_error", error, exchange=exchange, operation=self.label)
+            run.fail("not_a_server_error", error, exchange=exchange, operation=self.label, source=STANDARD_5XX)
             return
         from schemathesis.core.failures import FailureGroup
 
@@ -572,10 +656,11 @@ class OperationRunner:
                 planned.case.validate_response(resp, checks=[builtins[name]])
             except FailureGroup as group:
                 run.fail(name, "; ".join(_failure_text(f) for f in group.exceptions)[:2000],
-                         exchange=exchange, operation=self.label)
+                         exchange=exchange, operation=self.label, source=self._builtin_source(name, planned, resp))
                 continue
             except AssertionError as exc:
-                run.fail(name, str(exc)[:2000], exchange=exchange, operation=self.label)
+                run.fail(name, str(exc)[:2000], exchange=exchange, operation=self.label,
+                         source=self._builtin_source(name, planned, resp))
                 continue
             except Exception as exc:  # the check itself crashed: a suite error, not a finding about the target
                 run.suite_error("check_crashed", f"{name} could not evaluate a {resp.status_code} response: "
@@ -586,7 +671,7 @@ class OperationRunner:
         if planned.mode == "unknown":
             run.expect("unknown_id_is_404", status == 404,
                        f"an id that does not exist got {status}, expected 404", exchange=exchange,
-                       operation=self.label)
+                       operation=self.label, source=run.response_source(self.op, 404))
         elif planned.mode == "auth_missing":
             run.expect("auth_required", status in (401, 403),
                        f"a request without credentials got {status}, expected 401 or 403", exchange=exchange,
@@ -599,6 +684,19 @@ class OperationRunner:
             self.check_envelope(resp, exchange)
         if status == 200 and self.op.role == "status_stream" and run.selected("sse_event_conformance"):
             self.check_sse(resp, exchange)
+
+    def _builtin_source(self, name: str, planned: Planned, resp) -> Source:
+        """Where the failed expectation of a schemathesis check comes from, for this response: what the
+        contract declares for the observed status (unless it marks it ``x-mock-only``/``x-assumption``);
+        for a rejected-negative case, whether the request is invalid under the documented part of the
+        contract at all (constraints an ``x-assumption`` lists under ``keywords`` are ours, not the
+        provider's)."""
+        if name in ("content_type_conformance", "response_headers_conformance", "response_schema_conformance"):
+            return self.run.response_source(self.op, resp.status_code, fallback=_BUILTIN_SOURCES[name])
+        if name == "negative_data_rejection" and documented_valid(self.run.contract, self.op, planned.case):
+            return Source("assumption", f"{self.run.id} {self.op.operation_id}: the request is invalid only under "
+                          "constraints the contract assumes (x-assumption keywords), not under documented ones")
+        return _BUILTIN_SOURCES[name]
 
     def _valid_on_the_wire(self, exchange) -> bool:
         """For a form body (multipart or urlencoded): does the body the server received validate, with each
@@ -646,7 +744,8 @@ class OperationRunner:
             body = None
         if body is None:
             run.fail("error_envelope", f"a {resp.status_code} answer has no JSON error body", exchange=exchange,
-                     operation=self.label)
+                     operation=self.label, source=run.response_source(self.op, resp.status_code, fallback=Source(
+                         "contract", f"{run.id} {self.op.operation_id}: the error schemas the operation declares")))
             return
         declared = sch.response_schema(run.contract, self.op, resp.status_code)
         candidates = [declared] if declared else sch.error_schemas(run.contract, self.op)
@@ -662,7 +761,9 @@ class OperationRunner:
             first = first or errs[0]
         where = "declared for this status" if declared else "declared by the operation"
         run.fail("error_envelope", f"a {resp.status_code} body is not in the error envelope {where}: {first}",
-                 exchange=exchange, operation=self.label)
+                 exchange=exchange, operation=self.label,
+                 source=run.response_source(self.op, resp.status_code, fallback=Source(
+                     "contract", f"{run.id} {self.op.operation_id}: the error schemas the operation declares")))
 
     def check_sse(self, resp, exchange) -> None:
         run = self.run
@@ -773,20 +874,27 @@ def run_method_checks(run: ProviderRun, host: str, base: str) -> None:
                 run.skip("method_not_allowed", "undeclared methods other than GET are not sent to a target that "
                          "is not the mock")
                 continue
+            except RunStopped:
+                return
             except Exception as exc:  # transport error
                 run.fail("method_not_allowed", f"{method} {path}: no response: {exc}",
-                         exchange=run.client.last_exchange(), operation=f"{method} {path}")
+                         exchange=run.client.last_exchange(), operation=f"{method} {path}", source=STANDARD_5XX)
                 continue
             ex = getattr(resp, "exchange", None)
             label = f"{method} {path}"
+            # 405 is documented only where the contract declares it (unmarked) for an operation of this path
+            declared_405 = next((s for s in (run.response_source(o, 405, fallback=None) for o in ops)
+                                 if s is not None and s.kind == "contract"), None)
+            source_405 = declared_405 or run.response_source(ops[0], 405)
             if resp.status_code != 405:
                 run.fail("method_not_allowed", f"{method} on a path that declares only {sorted(declared)} got "
-                         f"{resp.status_code}, expected 405", exchange=ex, operation=label)
+                         f"{resp.status_code}, expected 405", exchange=ex, operation=label, source=source_405)
                 continue
             allow = {m.strip().upper() for m in (resp.headers.get("Allow") or "").split(",") if m.strip()}
             if not declared <= allow:
                 run.fail("method_not_allowed", f"405 without an Allow header naming {sorted(declared)} "
-                         f"(Allow: {resp.headers.get('Allow')!r})", exchange=ex, operation=label)
+                         f"(Allow: {resp.headers.get('Allow')!r})", exchange=ex, operation=label,
+                         source=STANDARD_ALLOW)
                 continue
             try:
                 body = resp.json()
@@ -794,7 +902,7 @@ def run_method_checks(run: ProviderRun, host: str, base: str) -> None:
                 body = None
             if envelopes and (body is None or all(sch.errors(doc, p, body) for p in envelopes)):
                 run.fail("method_not_allowed", "the 405 body is not in the provider's error envelope",
-                         exchange=ex, operation=label)
+                         exchange=ex, operation=label, source=source_405)
                 continue
             run.ok("method_not_allowed")
 
@@ -827,3 +935,7 @@ def run_contract(run: ProviderRun) -> None:
                 run.progress(f"contract {i}/{total} {op.operation_id}")
                 OperationRunner(run, st_op, op, base).execute()
         run_method_checks(run, host["id"], base)
+    if not any(o.role == "status_stream" for o in run.contract.operations()):
+        run.skip("sse_event_conformance", "the contract has no status_stream operation")
+    else:
+        run.skip("sse_event_conformance", "no status stream answered 200 (no completed job to stream)")

@@ -24,12 +24,15 @@ ROLES = {
 }
 
 
-@check("spec_valid", "document", "The contract, and each host's flattened view of it, is valid OpenAPI 3.1.")
+@check("spec_valid", "document", "The contract, and each host's flattened view of it, is valid OpenAPI 3.1, and "
+       "its expectation annotations (x-mock-only, x-assumption) are well formed.")
 def spec_valid(run: ProviderRun) -> None:
     c = run.contract
     for label, doc in [("openapi.yaml", c.openapi)] + [(f"host {h['id']}", c.host_document(h["id"])) for h in c.hosts]:
         errs = sv.spec_errors(doc)
         run.expect("spec_valid", not errs, f"{label}: {errs[0] if errs else ''}", operation=label)
+    problems = sv.annotation_problems(c.openapi)
+    run.expect("spec_valid", not problems, f"openapi.yaml: {problems[0] if problems else ''}", operation="annotations")
 
 
 @check("refs_resolve", "document", "Every $ref of the contract resolves inside the document.")
@@ -128,5 +131,6 @@ def run_documents(run: ProviderRun) -> None:
         if c.category == "document" and c.fn is not None:
             try:
                 c.fn(run)
-            except Exception as exc:  # an unreadable document is a failure of this check, not a crash
-                run.fail(c.name, f"could not check the document: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # the check itself crashed: a suite error, not a finding
+                run.suite_error("check_crashed", f"{c.name} could not check the document: {type(exc).__name__}: "
+                                f"{exc}", check=c.name)

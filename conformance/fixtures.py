@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .bodies import BodyError, build
 from .context import ProviderRun, sub_seed
-from .drivers import Driver, DriverError, Job
+from .drivers import MISSING, Driver, DriverError, Job
 from .spend import SpendBlocked
 
 
@@ -45,17 +45,24 @@ class Pool:
 
 
 def wait_terminal(driver: Driver, job: Job, timeout: float) -> bool:
-    """Poll ``job`` (honouring hints) until a terminal status or ``timeout`` seconds; True when terminal."""
+    """Poll ``job`` (honouring hints) until a terminal status, its deadline (``--job-timeout`` from its
+    creation, or ``timeout`` seconds from now if it has none) or an answer that cannot be followed (an error,
+    a body without a status: ``job.lost`` says why); True when terminal. The lifecycle checks judge every
+    observation later (:meth:`conformance.lifecycle.Monitor.adopt`)."""
     if not driver.supports("poll"):
         return job.terminal
-    deadline = time.monotonic() + timeout
-    while not job.terminal and time.monotonic() < deadline:
+    deadline = job.deadline or (time.monotonic() + timeout)
+    while not job.ended and job.lost is None and time.monotonic() < deadline:
         snap = driver.poll(job)
         if snap.http_status >= 400 and snap.http_status not in (429, 503):
+            job.lost = f"its status answered {snap.http_status}"
             return False
-        if not job.terminal:
-            time.sleep(0.005)
-    return job.terminal
+        if 200 <= snap.http_status < 300 and not snap.not_modified and snap.status is MISSING and not snap.neutral:
+            job.lost = "its status answer carries no status field"
+            return False
+        if not job.ended:
+            driver.sleep(0.005)
+    return job.ended
 
 
 def generate_ops(driver: Driver):
@@ -63,15 +70,17 @@ def generate_ops(driver: Driver):
             if op.kind_for({}) == "generate" or isinstance(op.kind, dict)]
 
 
-def submit_generate(run: ProviderRun, driver: Driver, *, keep: bool, fail: bool = False,
+def submit_generate(run: ProviderRun, driver: Driver, *, keep: bool, fail: bool = False, hold: bool = False,
                     rng: random.Random | None = None) -> Job | None:
-    """Submit one generate job through ``driver`` (None when the host has no generate operation)."""
+    """Submit one generate job through ``driver`` (None when the host has no generate operation). On a paid
+    target the request asks for the cheapest duration and size the contract allows. ``fail``/``hold``: mock
+    controls (see :meth:`conformance.drivers.Driver.mock_headers`)."""
     ops = generate_ops(driver)
     if not ops:
         return None
     rng = rng or run.rng
-    req = build(run.contract, ops[0], "generate", keep_output=keep, rng=rng)
-    return driver.submit(req, fail=fail)
+    req = build(run.contract, ops[0], "generate", keep_output=keep, rng=rng, cheapest=not run.target.free)
+    return driver.submit(req, fail=fail, hold=hold)
 
 
 def source_is_job_id(contract) -> bool:
@@ -130,10 +139,10 @@ def build_pool(run: ProviderRun) -> Pool:
                     break
                 creating.append((driver, job))
                 if i == 0 and run.target.ours and driver.supports("poll"):
-                    # a failed job and a job left running, for retrieval in every state (mock only)
+                    # a failed job and a job held queued, for retrieval in every state (mock only)
                     for fail in (True, False):
                         try:
-                            extra = submit_generate(run, driver, keep=False, fail=fail, rng=rng)
+                            extra = submit_generate(run, driver, keep=False, fail=fail, hold=not fail, rng=rng)
                         except (BodyError, DriverError, SpendBlocked):
                             extra = None
                         if extra is not None and extra.submit.ok and extra.id:
@@ -149,10 +158,15 @@ def build_pool(run: ProviderRun) -> Pool:
             done = wait_terminal(driver, job, run.config.job_timeout)
         except (DriverError, SpendBlocked) as exc:
             pool.reasons.setdefault("jobs", str(exc))
+            job.lost = str(exc)
+            if isinstance(exc, DriverError) and exc.timed_out and run.halted is None:
+                run.halted = f"the target did not answer in time ({exc})"
             continue
         if not done or job.final != "completed":
             pool.reasons.setdefault("jobs", f"fixture job {job.id} did not complete "
                                     f"(last status {job.last.status if job.last else None!r})")
+            if not done and run.halted is None:  # the target does not finish jobs: make no more
+                run.halted = (f"fixture job {job.label()} {'could not be followed: ' + job.lost if job.lost else 'did not end within --job-timeout'}")
             continue
         try:
             job.result = driver.result(job)

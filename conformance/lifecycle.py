@@ -27,8 +27,17 @@ from .bodies import BodyError, build
 from .context import ProviderRun, op_label, sub_seed
 from .drivers import MISSING, Answer, Download, Driver, DriverError, Job, Snapshot
 from .drivers.base import MAX_HINT_WAIT, RANK, TERMINAL
-from .registry import check
+from .http import RunStopped
+from .registry import Source, check
 from .spend import SpendBlocked
+
+
+def probe_mp4(data: bytes) -> dict:
+    """Width, height and duration of an MP4 (``{"width", "height", "duration_seconds", "codec"}``); raises
+    ValueError when the bytes are not a playable MP4 (the media module of the mock, which both tools use)."""
+    from mockserver.media import probe_mp4 as probe
+
+    return probe(data)
 
 # ------------------------------------------------------------------------------------------- events
 
@@ -55,7 +64,8 @@ def observations(job: Job) -> list[Snapshot]:
 
 
 @check("job_accepted", "lifecycle", "A valid request to create a job is accepted (2xx) and its answer names "
-       "the job (an id or request_id) so it can be followed.", events=("submit",), needs_spend=True)
+       "the job (an id or request_id) so it can be followed.", events=("submit",), needs_spend=True,
+       source=Source("contract", "the creating operation's 2xx response"))
 def job_accepted(run: ProviderRun, ev: Event) -> None:
     job = ev.job
     if ev.data.get("error"):
@@ -71,7 +81,8 @@ def job_accepted(run: ProviderRun, ev: Event) -> None:
 
 
 @check("status_known", "lifecycle", "Every status a job reports is one of the provider's status values "
-       "(provider.yaml statuses).", events=("snapshot",), needs_spend=True)
+       "(provider.yaml statuses).", events=("snapshot",), needs_spend=True,
+       source=Source("contract", "provider.yaml statuses (the contract's status values)"))
 def status_known(run: ProviderRun, ev: Event) -> None:
     snap = ev.snap
     if snap.status is MISSING and snap.neutral:
@@ -86,7 +97,8 @@ def status_known(run: ProviderRun, ev: Event) -> None:
 
 
 @check("status_monotonic", "lifecycle", "Status only moves forward: queued -> in progress -> terminal.",
-       events=("snapshot",), needs_spend=True)
+       events=("snapshot",), needs_spend=True,
+       source=Source("contract", "provider.yaml statuses: the neutral lifecycle queued -> in_progress -> terminal"))
 def status_monotonic(run: ProviderRun, ev: Event) -> None:
     snap, prev = ev.snap, ev.prev
     if prev is None or snap.rank is None or prev.rank is None:
@@ -97,7 +109,8 @@ def status_monotonic(run: ProviderRun, ev: Event) -> None:
 
 
 @check("terminal_is_final", "lifecycle", "Once a job is terminal (completed, failed, cancelled) its status "
-       "never changes again.", events=("snapshot",), needs_spend=True)
+       "never changes again.", events=("snapshot",), needs_spend=True,
+       source=Source("contract", "provider.yaml statuses: completed, failed and cancelled are terminal"))
 def terminal_is_final(run: ProviderRun, ev: Event) -> None:
     snap, prev = ev.snap, ev.prev
     if prev is None or not prev.terminal:
@@ -113,7 +126,8 @@ def _is_int(v: Any) -> bool:
 
 
 @check("progress_valid", "lifecycle", "Progress, where reported, is an integer in 0..100.",
-       events=("snapshot",), needs_spend=True)
+       events=("snapshot",), needs_spend=True,
+       source=Source("contract", "the job schema's progress (an integer 0..100)"))
 def progress_valid(run: ProviderRun, ev: Event) -> None:
     p = ev.snap.progress
     if p is MISSING or p is None:
@@ -122,7 +136,8 @@ def progress_valid(run: ProviderRun, ev: Event) -> None:
                exchange=ev.snap.exchange, operation=ev.job.label())
 
 
-@check("progress_monotonic", "lifecycle", "Progress never decreases.", events=("snapshot",), needs_spend=True)
+@check("progress_monotonic", "lifecycle", "Progress never decreases.", events=("snapshot",), needs_spend=True,
+       source=Source("mock", "our mock's progress rises linearly; providers document progress as approximate"))
 def progress_monotonic(run: ProviderRun, ev: Event) -> None:
     snap, prev = ev.snap, ev.prev
     if prev is None or not _is_int(snap.progress) or not _is_int(prev.progress):
@@ -133,7 +148,8 @@ def progress_monotonic(run: ProviderRun, ev: Event) -> None:
 
 
 @check("progress_complete", "lifecycle", "Progress is 100 exactly when the job is completed.",
-       events=("snapshot",), needs_spend=True)
+       events=("snapshot",), needs_spend=True,
+       source=Source("mock", "our mock reports 100 exactly when completed; no provider documents it"))
 def progress_complete(run: ProviderRun, ev: Event) -> None:
     snap = ev.snap
     if not _is_int(snap.progress) or len(snap.neutral) != 1:
@@ -146,7 +162,8 @@ def progress_complete(run: ProviderRun, ev: Event) -> None:
 
 
 @check("queue_position_monotonic", "lifecycle", "Queue position, where reported, is an integer >= 0 that "
-       "never increases.", events=("snapshot",), needs_spend=True)
+       "never increases.", events=("snapshot",), needs_spend=True,
+       source=Source("mock", "our mock's queue position only falls; no provider documents it"))
 def queue_position_monotonic(run: ProviderRun, ev: Event) -> None:
     snap, prev = ev.snap, ev.prev
     q = snap.queue_position
@@ -154,7 +171,8 @@ def queue_position_monotonic(run: ProviderRun, ev: Event) -> None:
         return
     if not (_is_int(q) and q >= 0):
         run.fail("queue_position_monotonic", f"queue_position {q!r} is not an integer >= 0",
-                 exchange=snap.exchange, operation=ev.job.label())
+                 exchange=snap.exchange, operation=ev.job.label(),
+                 source=Source("contract", "the job schema's queue_position (an integer >= 0)"))
         return
     if prev is not None and _is_int(prev.queue_position):
         run.expect("queue_position_monotonic", q <= prev.queue_position,
@@ -166,7 +184,8 @@ def queue_position_monotonic(run: ProviderRun, ev: Event) -> None:
 
 @check("id_stable", "lifecycle", "A job's id never changes: every answer about it names the id it was created "
        "with, and the queue's status/result/cancel URLs address that id.", events=("snapshot", "submit"),
-       needs_spend=True)
+       needs_spend=True,
+       source=Source("contract", "the job object's id (request_id) names the job it describes"))
 def id_stable(run: ProviderRun, ev: Event) -> None:
     job = ev.job
     if ev.kind == "submit":
@@ -183,6 +202,28 @@ def id_stable(run: ProviderRun, ev: Event) -> None:
                exchange=snap.exchange, operation=job.label())
 
 
+@check("id_unique", "lifecycle", "Every create names a new job: ids (request_id, or the output's video id of a "
+       "synchronous call) returned by different creates are different.", events=("submit",), needs_spend=True,
+       source=Source("contract", "the creating operation's answer names the job it created"))
+def id_unique(run: ProviderRun, ev: Event) -> None:
+    job = ev.job
+    if job is None or not job.submit.ok:
+        return
+    ident = job.id if job.driver.family != "sync" else job.source_id
+    if not ident or ident.startswith("sync-"):
+        return
+    owners = run.seen["ids"]
+    first = owners.get(ident)
+    if first is None:
+        owners[ident] = job
+        run.ok("id_unique")
+        return
+    if first is job:
+        return
+    run.fail("id_unique", f"two creates were answered with the same id {ident!r} ({first.kind} and {job.kind} "
+             "jobs)", exchange=job.submit.exchange, operation=job.label())
+
+
 _TS_ORDER = (("created",), ("started",), ("completed", "finished"), ("expires",))
 
 
@@ -195,7 +236,8 @@ def _ts_rank(name: str) -> int | None:
 
 
 @check("timestamps_ordered", "lifecycle", "Timestamps are integers (unix seconds), never change once set, "
-       "and are ordered: created <= started <= completed <= expires.", events=("snapshot",), needs_spend=True)
+       "and are ordered: created <= started <= completed <= expires.", events=("snapshot",), needs_spend=True,
+       source=Source("contract", "the job schema's *_at fields: unix seconds of creation, start, completion, expiry"))
 def timestamps_ordered(run: ProviderRun, ev: Event) -> None:
     snap, prev = ev.snap, ev.prev
     ts = {k: v for k, v in snap.timestamps.items() if v is not None}
@@ -223,7 +265,8 @@ def timestamps_ordered(run: ProviderRun, ev: Event) -> None:
 
 
 @check("job_finishes", "lifecycle", "Every job reaches a terminal status within --job-timeout.",
-       events=("timeout", "final"), needs_spend=True)
+       events=("timeout", "final"), needs_spend=True,
+       source=Source("run", "--job-timeout"))
 def job_finishes(run: ProviderRun, ev: Event) -> None:
     if ev.kind == "timeout":
         last = ev.job.last
@@ -234,7 +277,8 @@ def job_finishes(run: ProviderRun, ev: Event) -> None:
 
 
 @check("completed_has_assets", "lifecycle", "A completed job's output names a downloadable video.",
-       events=("final",), needs_spend=True)
+       events=("final",), needs_spend=True,
+       source=Source("contract", "the output schema of a completed job (a downloadable video)"))
 def completed_has_assets(run: ProviderRun, ev: Event) -> None:
     job = ev.job
     if job.final != "completed" or job.result is None:
@@ -254,7 +298,8 @@ def _media_type(value: str | None) -> str:
 
 
 @check("download_content_type", "lifecycle", "A completed job's assets download (200) with the content type "
-       "declared for them (video/mp4 for the video).", events=("download",), needs_spend=True)
+       "declared for them (video/mp4 for the video).", events=("download",), needs_spend=True,
+       source=Source("contract", "the content type declared for the asset"))
 def download_content_type(run: ProviderRun, ev: Event) -> None:
     dl = ev.download
     if dl.status != 200:
@@ -295,13 +340,12 @@ def _expected_media(run: ProviderRun, job: Job) -> dict[str, Any]:
 
 @check("video_matches_request", "lifecycle", "The video is a valid MP4 whose dimensions and duration match the "
        "request (or the remix source, or what the provider declares for the output).", events=("download",),
-       needs_spend=True)
+       needs_spend=True,
+       source=Source("contract", "the request's size and seconds fields (the output's dimensions and duration)"))
 def video_matches_request(run: ProviderRun, ev: Event) -> None:
     dl, job = ev.download, ev.job
     if not dl.asset.is_video or dl.status != 200:
         return
-    from mockserver.media import probe_mp4
-
     try:
         info = probe_mp4(dl.data)
     except ValueError as exc:
@@ -324,8 +368,41 @@ def video_matches_request(run: ProviderRun, ev: Event) -> None:
                operation=job.label())
 
 
+@check("asset_matches_metadata", "lifecycle", "Each downloaded asset matches the metadata its output declares "
+       "for it: file_size (bytes), and width, height and duration where declared.", events=("download",),
+       needs_spend=True, source=Source("contract", "the output's file object (file_size, width, height, duration)"))
+def asset_matches_metadata(run: ProviderRun, ev: Event) -> None:
+    dl, job = ev.download, ev.job
+    meta = dl.asset.meta or {}
+    if dl.status != 200 or not meta:
+        return
+    problems = []
+    size = meta.get("file_size")
+    if _is_int(size) and size != len(dl.data):
+        problems.append(f"file_size says {size} bytes, the URL served {len(dl.data)}")
+    if dl.asset.is_video and any(_is_int(meta.get(k)) or isinstance(meta.get(k), float)
+                                 for k in ("width", "height", "duration")):
+        try:
+            info = probe_mp4(dl.data)
+        except ValueError:
+            info = None  # an invalid MP4 is video_matches_request's finding
+        if info is not None:
+            for k, got in (("width", info["width"]), ("height", info["height"]),
+                           ("duration", info["duration_seconds"])):
+                want = meta.get(k)
+                if isinstance(want, int | float) and not isinstance(want, bool):
+                    tol = max(0.5, 0.05 * want) if k == "duration" else 0
+                    if abs(float(got) - float(want)) > tol:
+                        problems.append(f"{k} says {want:g}, the video has {got:g}")
+    if not problems and size is None and not any(k in meta for k in ("width", "height", "duration")):
+        return  # nothing declared to compare
+    run.expect("asset_matches_metadata", not problems, f"{dl.asset.name}: " + "; ".join(problems),
+               exchange=dl.exchange, operation=job.label())
+
+
 @check("failed_has_error", "lifecycle", "A failed job carries an error in the contract's shape and no output; "
-       "a job the mock was told to fail (X-Mock-Fault) ends failed.", events=("final",), needs_spend=True)
+       "a job the mock was told to fail (X-Mock-Fault) ends failed.", events=("final",), needs_spend=True,
+       source=Source("contract", "the job schema's error field"))
 def failed_has_error(run: ProviderRun, ev: Event) -> None:
     job = ev.job
     cancelled = any(a.ok for a, _ in job.cancels)
@@ -389,17 +466,24 @@ def _error_property_schema(run: ProviderRun, job: Job) -> str | None:
     return None
 
 
+_CANCEL_EFFECT = Source("mock", "our mock cancels a queued or running job at once; a provider may only "
+                                "accept a cancellation request (fal: CANCELLATION_REQUESTED)")
+_REMIX_REJECT = Source("mock", "our mock rejects a remix of a source that is not completed (a 4xx)")
+
+
 @check("cancel_semantics", "lifecycle", "Cancel behaves as documented: the answer is a status the contract "
        "declares with a body in its schema; a cancelled job stays cancelled; an accepted cancel of a queued job "
        "never lets it complete; cancelling a finished job leaves it unchanged.", events=("cancel", "final"),
-       needs_spend=True)
+       needs_spend=True,
+       source=Source("contract", "the cancel operation's declared responses"))
 def cancel_semantics(run: ProviderRun, ev: Event) -> None:
     job = ev.job
     if ev.kind == "final":
         for ans, before in job.cancels:
             if ans.ok and before is not None and before.neutral == ("queued",) and job.final == "completed":
                 run.fail("cancel_semantics", "a job that was queued when its cancel was accepted "
-                         f"({ans.status}) completed anyway", exchange=ans.exchange, operation=job.label())
+                         f"({ans.status}) completed anyway", exchange=ans.exchange, operation=job.label(),
+                         source=run.source("cancel_semantics", "cancel_stops_queued_job", _CANCEL_EFFECT))
                 return
         return
     ans, before, after = ev.answer, ev.data.get("before"), ev.data.get("after")
@@ -422,7 +506,8 @@ def cancel_semantics(run: ProviderRun, ev: Event) -> None:
             after.http_status == 200 and not after.not_modified:
         if after.status != before.status:
             run.fail("cancel_semantics", f"cancelling a {before.status} job changed it to {after.status}",
-                     exchange=ans.exchange, operation=job.label())
+                     exchange=ans.exchange, operation=job.label(),
+                     source=run.source("cancel_semantics", "cancel_leaves_finished_job", _CANCEL_EFFECT))
             return
     if ans.ok and isinstance(ans.body, dict) and isinstance(ans.body.get("status"), str):
         neutral = run.contract.neutral_states(ans.body["status"])
@@ -430,7 +515,8 @@ def cancel_semantics(run: ProviderRun, ev: Event) -> None:
                 after.http_status == 200 and "cancelled" in neutral:
             run.expect("cancel_semantics", "cancelled" in after.neutral or after.terminal,
                        f"the cancel answer says {ans.body['status']!r} but the job then reports {after.status!r}",
-                       exchange=after.exchange, operation=job.label())
+                       exchange=after.exchange, operation=job.label(),
+                       source=run.source("cancel_semantics", "cancel_takes_effect", _CANCEL_EFFECT))
             return
     run.ok("cancel_semantics")
 
@@ -438,7 +524,8 @@ def cancel_semantics(run: ProviderRun, ev: Event) -> None:
 @check("remix_lineage", "lifecycle", "Remix follows its source: a completed source is accepted and the new job "
        "(a new id) names its source (remixed_from_*); a source that is not completed, or was deleted, is "
        "rejected with a 4xx or the remix ends failed, never completed.", events=("remix", "final"),
-       needs_spend=True)
+       needs_spend=True,
+       source=Source("contract", "the remix operation and the lineage field (remixed_from_*)"))
 def remix_lineage(run: ProviderRun, ev: Event) -> None:
     job = ev.job
     if ev.kind == "final":
@@ -446,7 +533,8 @@ def remix_lineage(run: ProviderRun, ev: Event) -> None:
             if job.remix_expect == "reject":
                 run.expect("remix_lineage", job.final in ("failed", "cancelled", None),
                            f"a remix of a source that was not completed ({job.remix_source_state}) completed",
-                           exchange=job.submit.exchange, operation=job.label())
+                           exchange=job.submit.exchange, operation=job.label(),
+                           source=run.source("remix_lineage", "remix_rejects_unfinished", _REMIX_REJECT))
         return
     expect = ev.data.get("expect")
     ans = job.submit
@@ -462,7 +550,8 @@ def remix_lineage(run: ProviderRun, ev: Event) -> None:
     elif expect == "reject" and not ans.ok:
         run.expect("remix_lineage", 400 <= ans.status < 500,
                    f"a remix of a {ev.data.get('state')} source answered {ans.status}, expected a 4xx",
-                   exchange=ans.exchange, operation=job.label())
+                   exchange=ans.exchange, operation=job.label(),
+                   source=run.source("remix_lineage", "remix_rejects_unfinished", _REMIX_REJECT))
         return
     if not ans.ok:
         return
@@ -480,7 +569,8 @@ def remix_lineage(run: ProviderRun, ev: Event) -> None:
 
 
 @check("generate_has_no_lineage", "lifecycle", "A job generated from a prompt names no remix source.",
-       events=("submit",), needs_spend=True)
+       events=("submit",), needs_spend=True,
+       source=Source("contract", "the lineage field (remixed_from_*) of a job that is not a remix"))
 def generate_has_no_lineage(run: ProviderRun, ev: Event) -> None:
     job = ev.job
     if job.kind != "generate" or not job.submit.ok or not job.snapshots:
@@ -493,7 +583,8 @@ def generate_has_no_lineage(run: ProviderRun, ev: Event) -> None:
 
 
 @check("early_result_rejected", "lifecycle", "Asking for the output of a job that is not completed gets a 4xx "
-       "(not the output, not a 5xx).", events=("early_result",), needs_spend=True)
+       "(not the output, not a 5xx).", events=("early_result",), needs_spend=True,
+       source=Source("mock", "our mock answers the output of an unfinished job with a 4xx"))
 def early_result_rejected(run: ProviderRun, ev: Event) -> None:
     ans = ev.answer
     run.expect("early_result_rejected", 400 <= ans.status < 500,
@@ -502,7 +593,8 @@ def early_result_rejected(run: ProviderRun, ev: Event) -> None:
 
 
 @check("deleted_is_gone", "lifecycle", "After a successful delete the job is gone: retrieving it is 404 and "
-       "it cannot be remixed.", events=("delete",), needs_spend=True)
+       "it cannot be remixed.", events=("delete",), needs_spend=True,
+       source=Source("contract", "the delete operation's 2xx (deleted: true)"))
 def deleted_is_gone(run: ProviderRun, ev: Event) -> None:
     ans, after = ev.answer, ev.data.get("after")
     if not ans.ok:
@@ -512,14 +604,16 @@ def deleted_is_gone(run: ProviderRun, ev: Event) -> None:
         run.fail("deleted_is_gone", "delete answered deleted=false", exchange=ans.exchange, operation=ev.job.label())
         return
     if after is not None:
+        retrieve = (ev.job.driver.ops.get("retrieve") or [None])[0]
         run.expect("deleted_is_gone", after.status == 404,
                    f"retrieving a deleted job answered {after.status}", exchange=after.exchange,
-                   operation=ev.job.label())
+                   operation=ev.job.label(), source=run.response_source(retrieve, 404) if retrieve else None)
 
 
 @check("list_pagination", "lifecycle", "Listing pages through every live job exactly once: no duplicates, "
        "pages within limit, first_id/last_id/has_more consistent, newest first, deleted jobs absent.",
-       events=("list",), needs_spend=True)
+       events=("list",), needs_spend=True,
+       source=Source("contract", "the list schema: data, first_id, last_id, has_more, the after cursor"))
 def list_pagination(run: ProviderRun, ev: Event) -> None:
     pages: list[tuple[Answer, int]] = ev.data["pages"]
     seen: list[str] = []
@@ -576,20 +670,21 @@ def list_pagination(run: ProviderRun, ev: Event) -> None:
 
 @check("poll_hints", "lifecycle", "Poll hints (openai-poll-after-ms, Retry-After) are numbers of sane size, and "
        "the driver waited at least the hinted time before polling again.", events=("hints", "final"),
-       needs_spend=True)
+       needs_spend=True,
+       source=Source("contract", "the poll hint headers the contract declares"))
 def poll_hints(run: ProviderRun, ev: Event) -> None:
     if ev.kind == "final":
         job = ev.job
         polls = [s for s in job.snapshots if s.exchange is not None and s.source == "poll"]
         for a, b in zip(polls, polls[1:], strict=False):
             hint = _hint_seconds(a)
-            if hint is None:
-                continue
+            if hint is None or any(a.at <= t <= b.at for t in job.advanced):
+                continue  # no hint, or the suite moved the job on (admin API) in between
             gap = b.exchange.started - (a.exchange.started + a.exchange.elapsed)
             need = min(hint, MAX_HINT_WAIT) - 0.01
-            if gap < need:
-                run.fail("poll_hints", f"the driver polled again after {gap * 1000:.0f} ms although the server "
-                         f"asked for {hint * 1000:.0f} ms", exchange=b.exchange, operation=job.label())
+            if gap < need:  # our own driver did not wait: a bug of the suite, not of the target
+                run.suite_error("internal", f"the driver polled {job.label()} again after {gap * 1000:.0f} ms "
+                                f"although the server asked for {hint * 1000:.0f} ms", check="poll_hints")
                 return
         return
     for h in ev.data["hints"]:
@@ -616,7 +711,8 @@ def _hint_seconds(snap: Snapshot) -> float | None:
 
 
 @check("stream_consistent", "lifecycle", "A status stream reports the job's statuses in lifecycle order and ends "
-       "with the terminal status polling reports.", events=("stream",), needs_spend=True)
+       "with the terminal status polling reports.", events=("stream",), needs_spend=True,
+       source=Source("contract", "the status stream's x-event-schema and provider.yaml statuses"))
 def stream_consistent(run: ProviderRun, ev: Event) -> None:
     ans, snaps, job = ev.answer, ev.data["snaps"], ev.job
     if ans.status != 200:
@@ -653,16 +749,42 @@ class Monitor:
 
     def emit(self, ev: Event) -> None:
         for fn in self.handlers.get(ev.kind, []):
-            fn(self.run, ev)
+            try:
+                fn(self.run, ev)
+            except Exception as exc:  # the check crashed: a suite error, never a finding about the target
+                import traceback
+
+                self.run.suite_error("check_crashed", f"{fn.__name__} on a {ev.kind} event: {type(exc).__name__}: "
+                                     f"{exc}\n" + "".join(traceback.format_exception(exc))[-1500:],
+                                     check=fn.__name__)
 
     def observe(self, job: Job, snap: Snapshot) -> None:
-        """Emit a ``snapshot`` event for a new observation (ignoring errors and 304s)."""
+        """Emit a ``snapshot`` event for a new observation (ignoring errors and 304s). A 2xx observation
+        without a status field (of a family that reports one) means the job cannot be followed any more."""
         if not (200 <= snap.http_status < 300) or snap.not_modified:
             return
         obs = observations(job)
         idx = next((i for i in range(len(obs) - 1, -1, -1) if obs[i] is snap), None)
         prev = obs[idx - 1] if idx else None
+        seen = self.run.seen
+        if isinstance(snap.body, dict):
+            seen["fields"].update(snap.body)
+        seen["states"].update(snap.neutral)
+        if prev is None and snap.source in ("poll", "probe", "submit") and id(job) not in seen["first"]:
+            seen["first"][id(job)] = snap.neutral
         self.emit(Event("snapshot", job=job, snap=snap, prev=prev))
+        if snap.status is MISSING and not snap.neutral and job.driver.supports("poll") and job.lost is None:
+            job.lost = f"its {snap.source} answer carries no status field"
+
+    def adopt(self, job: Job) -> None:
+        """Judge a job observed outside the state machine (a fixture job): every observation it has, in order."""
+        if job in self.jobs:
+            return
+        self.jobs.append(job)
+        if job.submit is not None:
+            self.emit(Event("submit", job=job, answer=job.submit, data={"expect": "accept"}))
+        for snap in list(job.snapshots):
+            self.observe(job, snap)
 
     def flush_hints(self) -> None:
         for d in self.run.drivers:
@@ -704,13 +826,24 @@ def deletes_output(contract, job: Job) -> bool:
 
 
 class Lifecycle:
-    """The actions of the state machine (each observes, then emits events). Never raises for provider faults."""
+    """The actions of the state machine (each observes, then emits events). Never raises for provider faults.
+
+    On our mock the actions drive job states instead of racing the clock: jobs are created held
+    (``X-Mock-Timing: queued=hold, in_progress=hold``) and moved on with the admin API
+    (``POST /__mock/jobs/{provider}/{id}/advance``), so every state the checks need is observed on every run,
+    whatever the seed, the clock or the machine's load. Elsewhere the same actions run on real time.
+    """
 
     def __init__(self, run: ProviderRun, monitor: Monitor, rng: random.Random):
         self.run = run
         self.m = monitor
         self.rng = rng
         self.stopped: str | None = None
+        self.blocked: str | None = None  # the spend guard refused a paid request
+
+    @property
+    def ours(self) -> bool:
+        return bool(self.run.target.ours)
 
     # helpers
     def _observe_submit(self, job: Job, expect: str | None = None) -> None:
@@ -719,45 +852,95 @@ class Lifecycle:
         for snap in list(job.snapshots):
             self.m.observe(job, snap)
 
-    def _guarded(self, fn, *args, **kw):
+    def _guarded(self, fn, *args, on_error: str = "job_accepted", job: Job | None = None, **kw):
+        """Call a driver action; provider faults become a failure of ``on_error`` (a transport error while
+        following ``job`` means it can no longer be followed), a refusal of the spend guard or a stopped run
+        stops the state machine's actions. Returns None when the action did not complete."""
+        if self.run.stopped:
+            self.stopped = f"the run stopped ({self.run.control.reason})"
+            return None
         try:
             return fn(*args, **kw)
         except SpendBlocked as exc:
             self.stopped = str(exc)
+            self.blocked = str(exc)
+            return None
+        except RunStopped as exc:
+            self.stopped = f"the run stopped ({exc})"
             return None
         except DriverError as exc:
-            self.run.fail("job_accepted", str(exc), exchange=exc.exchange)
+            if job is not None:
+                job.lost = str(exc)
+                job.lost_reported = True
+            if exc.timed_out and self.run.halted is None:  # a target that stops answering: make no more jobs
+                self.run.halted = f"the target did not answer in time ({exc})"
+            self.run.fail(on_error, str(exc), exchange=exc.exchange, operation=job.label() if job else None)
             return None
 
-    def submit(self, driver: Driver, fail: bool, seconds: int | None, size: str | None) -> Job | None:
-        from .fixtures import generate_ops
-
-        ops = generate_ops(driver)
-        if not ops or self.stopped:
+    def _build(self, op, kind: str, **kw) -> Any:
+        """A valid request body from the contract; a failure to build one is a suite error (None)."""
+        if not self.run.target.free:
+            kw.setdefault("cheapest", True)  # a paid target: the cheapest duration and size the contract allows
+        try:
+            return build(self.run.contract, op, kind, rng=self.rng, **kw)
+        except BodyError as exc:
+            self.run.suite_error("generation", f"cannot build a {kind} request: {exc}", operation=op.operation_id)
             return None
+
+    def _can_create(self, seconds: int | None) -> bool:
+        if self.run.halted and not self.stopped:
+            self.stopped = self.run.halted
+        if self.stopped:
+            return False
         ok, why = self.run.can_spend(seconds or 4)
         if not ok:
             self.stopped = why
+            self.blocked = why
+        return ok
+
+    def submit(self, driver: Driver, fail: bool, seconds: int | None, size: str | None,
+               hold: bool = False) -> Job | None:
+        from .fixtures import generate_ops
+
+        ops = generate_ops(driver)
+        if not ops or not self._can_create(seconds):
             return None
-        try:
-            req = build(self.run.contract, ops[0], "generate", seconds=seconds, size=size, keep_output=True,
-                        rng=self.rng)
-        except BodyError as exc:
-            self.run.fail("job_accepted", str(exc), operation=ops[0].operation_id)
+        if not self.run.target.free:
+            seconds = size = None
+        req = self._build(ops[0], "generate", seconds=seconds, size=size, keep_output=True)
+        if req is None:
             return None
-        job = self._guarded(driver.submit, req, fail=fail and self.run.target.ours)
+        job = self._guarded(driver.submit, req, fail=fail and self.ours, hold=hold and self.ours)
         if job is None:
             return None
         self._observe_submit(job, expect="accept")
         return job if job.submit.ok else None
+
+    def advance(self, job: Job, to: str) -> bool:
+        """Move a held job on our mock to ``in_progress`` or its ``end`` now (admin API); False elsewhere."""
+        if not (self.ours and job.held and job.id) or job.deleted:
+            return False
+        from .target import TargetError
+
+        try:
+            self.run.target.admin("POST", f"jobs/{self.run.id}/{job.id}/advance", {"to": to})
+        except TargetError as exc:
+            self.run.suite_error("internal", f"mock admin: cannot advance {job.label()} to {to}: {exc}")
+            job.held = False
+            return False
+        job.next_poll_at = 0.0  # a poll hint was about the job's own timing, which the suite just overrode
+        job.advanced.append(time.monotonic())
+        return True
 
     def state_of(self, job: Job, honour: bool = True) -> str | None:
         """Poll (if the family polls) and return the job's neutral state (None when unknown). ``honour=False``
         is a confirmation read sent at once (see Driver.poll)."""
         if job.deleted:
             return "deleted"
-        if job.driver.supports("poll") and not job.terminal:
-            snap = self._guarded(job.driver.poll, job, honour)
+        if job.lost is not None or self.run.halted:
+            return job.final  # the job (or the target) can no longer be followed
+        if job.driver.supports("poll") and not job.ended:
+            snap = self._guarded(job.driver.poll, job, honour, on_error="job_finishes", job=job)
             if snap is None:
                 return None
             self.m.observe(job, snap)
@@ -767,32 +950,28 @@ class Lifecycle:
 
     def source_ref(self, job: Job) -> str:
         if job.final == "completed" and job.source_id is None and job.driver.supports("result"):
-            res = self._guarded(job.driver.result, job)
+            res = self._guarded(job.driver.result, job, on_error="completed_has_assets", job=job)
             if res is not None and job.result is None:
                 job.result = res
         return job.source_id or job.id
 
-    def remix(self, source: Job | str, driver: Driver, op, seconds: int | None, fail: bool = False) -> Job | None:
-        if self.stopped:
-            return None
-        ok, why = self.run.can_spend(seconds or 4)
-        if not ok:
-            self.stopped = why
+    def remix(self, source: Job | str, driver: Driver, op, seconds: int | None, fail: bool = False,
+              hold: bool = False) -> Job | None:
+        if not self._can_create(seconds):
             return None
         if isinstance(source, Job):
             before = self.state_of(source)
             ref = self.source_ref(source)
-            if before == "completed" and source.result is not None and deletes_output(self.run.contract, source):
+            if before == "completed" and source.delivered and deletes_output(self.run.contract, source):
                 before = "deleted"  # its output was delivered with the "delete after delivery" flag (fal)
         else:
             before, ref = "completed", source
-        try:
-            req = build(self.run.contract, op, "remix", source_id=ref, seconds=seconds,
-                        keep_output=self.rng.random() < 0.5, rng=self.rng)
-        except BodyError as exc:
-            self.run.fail("job_accepted", str(exc), operation=op.operation_id)
+        if not self.run.target.free:
+            seconds = None
+        req = self._build(op, "remix", source_id=ref, seconds=seconds, keep_output=self.rng.random() < 0.5)
+        if req is None:
             return None
-        job = self._guarded(driver.submit, req, fail=fail and self.run.target.ours,
+        job = self._guarded(driver.submit, req, fail=fail and self.ours, hold=hold and self.ours,
                             source=source if isinstance(source, Job) else None)
         if job is None:
             return None
@@ -812,16 +991,16 @@ class Lifecycle:
         return job if job.submit.ok else None
 
     def poll(self, job: Job) -> None:
-        if job.driver.supports("poll") and not job.deleted:
-            snap = self._guarded(job.driver.poll, job)
+        if job.driver.supports("poll") and not job.deleted and job.lost is None and not self.run.halted:
+            snap = self._guarded(job.driver.poll, job, on_error="job_finishes", job=job)
             if snap is not None:
                 self.m.observe(job, snap)
 
     def cancel(self, job: Job) -> None:
-        if not job.driver.supports("cancel") or job.deleted:
+        if not job.driver.supports("cancel") or job.deleted or not job.id or self.run.halted:
             return
         before = self._poll_snapshot(job)
-        ans = self._guarded(job.driver.cancel, job)
+        ans = self._guarded(job.driver.cancel, job, on_error="cancel_semantics", job=None)
         if ans is None:
             return
         job.cancels.append((ans, before))
@@ -829,16 +1008,16 @@ class Lifecycle:
         self.m.emit(Event("cancel", job=job, answer=ans, data={"before": before, "after": after}))
 
     def _poll_snapshot(self, job: Job) -> Snapshot | None:
-        if not job.driver.supports("poll"):
+        if not job.driver.supports("poll") or job.lost is not None:
             return job.last
-        snap = self._guarded(job.driver.poll, job)
+        snap = self._guarded(job.driver.poll, job, on_error="job_finishes", job=job)
         if snap is not None:
             self.m.observe(job, snap)
         return snap
 
     def early_result(self, job: Job) -> None:
         d = job.driver
-        if not d.supports("result") or job.deleted or d.family in ("sync", "job"):
+        if not d.supports("result") or job.deleted or d.family in ("sync", "job") or self.run.halted:
             return
         before = self.state_of(job)
         if before not in ("queued", "in_progress"):
@@ -847,7 +1026,7 @@ class Lifecycle:
             url, _ = d.content_url(job.id)
         else:
             url = job.urls.get("result") or d.contract_url("result", job.id)
-        ans = self._guarded(lambda: d.answer(d.send("GET", url)))
+        ans = self._guarded(lambda: d.answer(d.send("GET", url)), on_error="early_result_rejected")
         if ans is None:
             return
         if 200 <= ans.status < 300:
@@ -860,42 +1039,44 @@ class Lifecycle:
         from .contract_checks import unknown_id
 
         ops = driver.ops.get(role) or []
-        if not ops or (ops[0].billable and not self.run.target.free):
+        if not ops or (ops[0].billable and not self.run.target.free) or self.run.halted:
             return
         op = ops[0]
         ident = unknown_id(self.run.contract, self.rng)
         params = {p: ident for p in re.findall(r"\{([^}]+)\}", op.path)}
         if not params:
             return
-        resp = self._guarded(driver.send, op.method.upper(), driver.url_of(op, params))
+        resp = self._guarded(driver.send, op.method.upper(), driver.url_of(op, params), on_error="unknown_id_is_404")
         if resp is None:
             return
         ex = getattr(resp, "exchange", None)
         self.run.expect("unknown_id_is_404", resp.status_code == 404,
                         f"{op.operation_id} of an unknown id answered {resp.status_code}, expected 404",
-                        exchange=ex, operation=op_label(self.run.contract, op))
+                        exchange=ex, operation=op_label(self.run.contract, op),
+                        source=self.run.response_source(op, 404))
 
     def delete(self, job: Job) -> None:
         d = job.driver
-        if not d.supports("delete") or job.deleted or not job.id:
+        if not d.supports("delete") or job.deleted or not job.id or self.run.halted:
             return
-        ans = self._guarded(d.delete, job)
+        ans = self._guarded(d.delete, job, on_error="deleted_is_gone")
         if ans is None:
             return
-        after = self._guarded(d.retrieve_raw, job.id) if d.supports("poll") else None
+        after = self._guarded(d.retrieve_raw, job.id, on_error="deleted_is_gone") if d.supports("poll") else None
         self.m.emit(Event("delete", job=job, answer=ans, data={"after": after}))
 
     def list(self, driver: Driver, limit: int, complete: bool) -> None:
-        if not driver.supports("list"):
+        if not driver.supports("list") or self.run.halted:
             return
         pages: list[tuple[Answer, int]] = []
         after = None
         for _ in range(200 if complete else 3):
-            ans = self._guarded(driver.list_page, limit=limit, after=after, order="desc")
+            ans = self._guarded(driver.list_page, limit=limit, after=after, order="desc", on_error="list_pagination")
             if ans is None:
                 return
             pages.append((ans, limit))
             body = ans.body if isinstance(ans.body, dict) else {}
+            self._observe_listed(driver, ans, body)
             if not ans.ok or not body.get("has_more") or not body.get("data"):
                 break
             after = body.get("last_id") or (body["data"][-1].get("id") if isinstance(body["data"][-1], dict) else None)
@@ -906,41 +1087,98 @@ class Lifecycle:
         mine = [j for j in self.m.jobs if j.driver is driver]
         self.m.emit(Event("list", data={"pages": pages, "complete": complete, "jobs": mine}))
 
-    def stream(self, job: Job) -> None:
-        d = job.driver
-        if not d.supports("stream") or not job.id:
+    def _observe_listed(self, driver: Driver, ans: Answer, body: dict) -> None:
+        """Each listed job the suite follows is an observation of that job (every invariant applies)."""
+        if not ans.ok or not isinstance(body.get("data"), list):
             return
-        res = self._guarded(d.stream, job, self.run.config.job_timeout)
+        by_id = {j.id: j for j in self.m.jobs if j.driver is driver and j.id and not j.deleted}
+        for item in body["data"]:
+            job = by_id.get(item.get("id")) if isinstance(item, dict) else None
+            if job is None:
+                continue
+            snap = driver.snapshot(item, None, job, source="list", status_code=ans.status)
+            snap.exchange = ans.exchange
+            job.snapshots.append(snap)
+            self.m.observe(job, snap)
+
+    def stream(self, job: Job, drive: bool = False) -> None:
+        """Read the job's status stream to its end (every event is an observation). With ``drive`` (a held job
+        on our mock) the job is moved through its states while the stream is open."""
+        d = job.driver
+        if not d.supports("stream") or not job.id or job.deleted or self.run.halted:
+            return
+        box: dict[str, Any] = {}
+
+        def read() -> None:
+            box["res"] = self._guarded(d.stream, job, self.run.config.job_timeout, on_error="stream_consistent")
+
+        if drive and self.ours and job.held and not job.ended:
+            import threading
+
+            reader = threading.Thread(target=read, name=f"stream-{self.run.id}", daemon=True)
+            reader.start()
+            for to in ("in_progress", "end"):
+                self.run.control.sleep(0.05)
+                self.advance(job, to)
+            reader.join(max(1.0, job.deadline - time.monotonic() + 1.0))
+        else:
+            read()
+        res = box.get("res")
         if res is None:
             return
         ans, snaps = res
+        for snap in snaps:
+            job.snapshots.append(snap)
+            self.m.observe(job, snap)
         self.m.emit(Event("stream", job=job, answer=ans, data={"snaps": snaps}))
 
     def finish(self, job: Job) -> None:
-        """Drive a job to its end: poll to terminal, fetch its output, download and judge its assets."""
+        """Drive a job to its end: poll to terminal within its --job-timeout (a held job on our mock is moved
+        to its end first), poll once more (a terminal status must stay), fetch its output, download and
+        judge its assets. A job that does not end in time, or cannot be followed, fails ``job_finishes``."""
         d = job.driver
         if d.family == "sync" and job.expect_failure and not job.submit.ok:
             self.m.emit(Event("final", job=job))  # the forced failure is the answer itself
             return
-        if job.deleted or not job.submit.ok or not job.id:
+        if job.deleted or not job.submit.ok or not job.id or getattr(job, "finished", False):
             return
-        deadline = time.monotonic() + self.run.config.job_timeout
-        while d.supports("poll") and not job.terminal and time.monotonic() < deadline:
-            snap = self._guarded(d.poll, job)
+        job.finished = True
+        if job.held and not job.ended:
+            self.advance(job, "end")
+        polled_after_end = False
+        while d.supports("poll") and not job.ended and job.lost is None and not (
+                self.run.halted and time.monotonic() >= job.deadline):
+            if self.run.stopped or time.monotonic() >= job.deadline:
+                break
+            snap = self._guarded(d.poll, job, on_error="job_finishes", job=job)
             if snap is None:
-                return
+                break
             self.m.observe(job, snap)
             if snap.http_status >= 400 and snap.http_status not in (429, 503):
+                job.lost = f"its status answered {snap.http_status}"
+                self.run.fail("job_finishes", f"{job.label()} could not be followed: its status answered "
+                              f"{snap.http_status}", exchange=snap.exchange, operation=job.label())
+        if not job.ended:
+            if self.run.stopped:
                 return
-        if not job.terminal:
-            self.m.emit(Event("timeout", job=job))
+            if self.run.halted is None:
+                self.run.halted = f"{job.label()} " + (f"could not be followed: {job.lost}" if job.lost else
+                                                       "did not end within --job-timeout")
+            if job.lost is None:
+                self.m.emit(Event("timeout", job=job))
+            elif not job.lost_reported and "carries no status" not in job.lost:  # (no status: status_known)
+                job.lost_reported = True
+                self.run.fail("job_finishes", f"{job.label()} could not be followed: {job.lost}",
+                              operation=job.label())
             return
-        if d.supports("poll"):  # one more read: a terminal status must stay as it is
-            snap = self._guarded(d.poll, job)
+        if d.supports("poll") and not job.deleted:  # one more read: a terminal status must stay as it is
+            snap = self._guarded(d.poll, job, False, on_error="job_finishes", job=job)
             if snap is not None:
                 self.m.observe(job, snap)
+                polled_after_end = True
+        job.polled_after_end = polled_after_end
         if d.supports("result") and job.final in ("completed", "failed"):
-            res = self._guarded(d.result, job)
+            res = self._guarded(d.result, job, on_error="completed_has_assets", job=job)
             if res is not None:
                 job.result = res
         if job.final == "completed" and job.result is not None and job.result.answer.ok:
@@ -951,6 +1189,85 @@ class Lifecycle:
                 job.downloads.append(dl)
                 self.m.emit(Event("download", job=job, download=dl))
         self.m.emit(Event("final", job=job))
+
+    # -- the opening: every property exercised on every run ----------------------------------------------
+    def opening(self, generators: list[Driver], remixers: list, pick: int) -> list[Job]:
+        """A fixed sequence run first in every state-machine run, so that every property is exercised every
+        time (on our mock deterministically, with held jobs; elsewhere as far as real time allows). Returns
+        the jobs it created (they join the machine's bundle)."""
+        run = self.run
+        out: list[Job] = []
+        pool = run.pool
+        sources = list(pool.sources) if pool else []
+        remix_pick = remixers[pick % len(remixers)] if remixers else None
+
+        def new(hold: bool = True, fail: bool = False) -> Job | None:
+            if generators:
+                job = self.submit(generators[0], fail, None, None, hold=hold)
+            elif remixers and sources:
+                d, op = remixers[0]
+                job = self.remix(sources[pick % len(sources)], d, op, None, fail=fail, hold=hold)
+            else:
+                job = None
+            if job is not None:
+                out.append(job)
+            return job
+
+        main = new()
+        if main is None:
+            return out
+        driver = main.driver
+        self.state_of(main)
+        self.early_result(main)                              # while queued
+        if remix_pick is not None:
+            self.remix(main, *remix_pick, None)              # a source that is not completed: rejected
+        if self.advance(main, "in_progress"):
+            self.state_of(main)
+            self.early_result(main)                          # while in progress
+        if driver.supports("cancel"):
+            queued = new()
+            if queued is not None:
+                self.cancel(queued)                          # cancel while queued
+            running = new()
+            if running is not None and self.advance(running, "in_progress"):
+                self.state_of(running)
+                self.cancel(running)                         # cancel while in progress
+        self.finish(main)                                    # to its end: result, downloads, one more poll
+        if driver.supports("cancel") and main.ended:
+            self.cancel(main)                                # cancel a finished job: nothing changes
+        if remix_pick is not None and main.final == "completed":
+            young = self.remix(main, *remix_pick, None)      # a completed source: accepted, with lineage
+            if young is not None:
+                out.append(young)
+        if remixers and sources:
+            d, op = remixers[(pick + 1) % len(remixers)]
+            fresh = self.remix(sources[pick % len(sources)], d, op, None)
+            if fresh is not None:
+                out.append(fresh)
+        if self.ours:
+            failing = new(fail=True)                         # forced to fail (X-Mock-Fault)
+            if failing is not None:
+                self.finish(failing)
+                if remix_pick is not None:
+                    self.remix(failing, *remix_pick, None)   # a failed source: rejected
+        if driver.supports("delete"):
+            gone = new()
+            if gone is not None:
+                self.finish(gone)
+                self.delete(gone)
+                if remix_pick is not None:
+                    self.remix(gone, *remix_pick, None)      # a deleted source: rejected
+        for d in {id(x.driver): x.driver for x in out}.values():
+            for role in ("retrieve", "status", "result", "cancel", "delete", "content"):
+                self.unknown(d, role)
+            if d.supports("list"):
+                self.list(d, 2, complete=True)
+        if driver.supports("stream"):
+            streamed = new()
+            if streamed is not None:
+                self.stream(streamed, drive=True)            # follows the job to its end
+        return out
+
 
 
 # ------------------------------------------------------------------------------------------- machine
@@ -988,45 +1305,17 @@ def make_machine(run: ProviderRun):
 
         @initialize(target=jobs, pick=st.integers(0, 7))
         def start(self, pick):
-            """A fixed opening so every property is exercised in every run; random rules follow."""
-            out = []
-            first = None
-            for i, d in enumerate(generators):
+            """A fixed opening so every property is exercised in every run (see Lifecycle.opening); random
+            rules follow. The fixture jobs made before the machine are judged here too (first run only)."""
+            if run.pool is not None and not getattr(run.pool, "adopted", False):
+                run.pool.adopted = True
+                for job in run.pool.jobs:
+                    self.monitor.adopt(job)
+            out = self.life.opening(generators, remixers, pick)
+            for d in generators[1:]:  # every other host that creates jobs gets one too
                 job = self.life.submit(d, False, None, None)
                 if job is not None:
                     out.append(job)
-                if i == 0 and job is not None:
-                    first = job
-                    # while the first job is young: its output asked too early, a remix of it, and a cancel
-                    self.life.early_result(first)
-                    if remixers:
-                        rd, op = remixers[pick % len(remixers)]
-                        young = self.life.remix(first, rd, op, None)
-                        if young is not None:
-                            out.append(young)
-                    if d.supports("cancel"):
-                        victim = self.life.submit(d, False, None, None)
-                        if victim is not None:
-                            self.life.cancel(victim)
-                            out.append(victim)
-                if i == 0 and run.target.ours:
-                    # one job forced to fail (X-Mock-Fault), so failure checks run every time on the mock
-                    failing = self.life.submit(d, True, None, None)
-                    if failing is not None:
-                        out.append(failing)
-            if remixers and run.pool and run.pool.sources:
-                # a remix of a completed source (and, on a remix-only provider, one forced to fail)
-                d, op = remixers[(pick + 1) % len(remixers)]
-                src = run.pool.sources[pick % len(run.pool.sources)]
-                ok = self.life.remix(src, d, op, None)
-                if ok is not None:
-                    out.append(ok)
-                if not generators and run.target.ours:
-                    failing = self.life.remix(src, d, op, None, fail=True)
-                    if failing is not None:
-                        out.append(failing)
-            if first is not None and first.driver.supports("stream"):
-                self.life.stream(first)  # follows the first job to its end
             return multiple(*out)
 
         @precondition(lambda self: bool(generators) and not self.life.stopped)
@@ -1086,7 +1375,7 @@ def make_machine(run: ProviderRun):
 
         @rule(ms=st.integers(0, 80))
         def wait(self, ms):
-            time.sleep(ms / 1000.0)
+            run.control.sleep(ms / 1000.0)
 
         def teardown(self):
             for job in list(self.monitor.jobs):
@@ -1141,19 +1430,30 @@ def _job_fields(run: ProviderRun) -> set[str]:
     return out
 
 
+#: Lifecycle checks that judge a job field, and the field.
+_FIELD_OF = {"progress_valid": "progress", "progress_monotonic": "progress", "progress_complete": "progress",
+             "queue_position_monotonic": "queue_position"}
+#: Lifecycle checks that need a job observed while it was still active (not yet terminal).
+_NEEDS_ACTIVE = {"early_result_rejected", "progress_monotonic", "queue_position_monotonic", "cancel_semantics"}
+#: Lifecycle checks that need a completed job (its output, downloads, a completed remix source).
+_NEEDS_COMPLETED = {"completed_has_assets", "download_content_type", "video_matches_request",
+                    "asset_matches_metadata", "remix_lineage"}
+
+
 def skip_reason(run: ProviderRun, name: str) -> str:
-    """Why a lifecycle check did not evaluate for this provider: a property its contract does not have, or
-    a situation the run did not reach."""
+    """Why a lifecycle check did not evaluate for this provider, in words that say which case it is: a
+    property the contract does not have; a field no observed job carried; a state never reached within the
+    time bound; an operation the spend guard blocked; a target that completed jobs too fast to observe them
+    active; or a run that stopped early."""
     roles = {r for d in run.drivers for r, ops in d.ops.items() if ops}
     fields = _job_fields(run)
     polls = any(d.supports("poll") for d in run.drivers)
+    seen = run.seen
     if name in ("status_known", "status_monotonic", "terminal_is_final", "id_stable", "queue_position_monotonic",
                 "progress_valid", "progress_monotonic", "progress_complete", "timestamps_ordered") and not polls:
         return "synchronous protocol: there is no job status to observe"
-    missing_field = {"progress_valid": "progress", "progress_monotonic": "progress", "progress_complete": "progress",
-                     "queue_position_monotonic": "queue_position"}
-    if name in missing_field and missing_field[name] not in fields:
-        return f"the contract's job object has no {missing_field[name]}"
+    if name in _FIELD_OF and _FIELD_OF[name] not in fields:
+        return f"the contract's job object has no {_FIELD_OF[name]}"
     if name == "timestamps_ordered" and not any(f.endswith("_at") or f == "created" for f in fields):
         return "the contract's job object has no timestamps"
     if name == "generate_has_no_lineage" and not any(f.startswith("remixed_from") for f in fields):
@@ -1165,12 +1465,41 @@ def skip_reason(run: ProviderRun, name: str) -> str:
     if name == "early_result_rejected" and not roles & {"result", "content"}:
         return "the output comes with the job (no separate result request)"
     if name == "poll_hints" and not any(d.poll_hint_headers for d in run.drivers):
-        return "the provider sent no poll hint (the contract declares none; Retry-After only comes with a 429/503)"
+        return "the contract declares no poll hint header (Retry-After only comes with a 429/503)"
     if name == "failed_has_error" and not run.target.ours:
-        return "no job failed (failures can be forced only on the mock)"
+        return "no job failed (failures can be forced only on our mock)"
     if name == "remix_lineage" and not any(d.creators("remix") for d in run.drivers):
         return "the contract has no remix operation"
-    return "not reached in this run (job states moved on too fast; try --lifecycle-runs or another --seed)"
+    if name == "asset_matches_metadata":
+        return "no downloaded asset came with declared metadata (file_size, width, height, duration)"
+    if run.stopped:
+        return f"not reached: the run stopped early ({run.control.reason})"
+    jobs = len(seen["first"])
+    if not seen["ids"] and not seen["first"]:
+        blocked = (run.guard.ledger.blocked if run.guard is not None else {}) or {}
+        if blocked:
+            return "not reached: the spend guard refused the paid requests that create jobs (" + \
+                "; ".join(sorted(blocked)) + ")"
+        if run.halted:
+            return f"not reached: no job could be created or followed ({run.halted})"
+        return "not reached: no job was created (every create was refused)"
+    if name in _FIELD_OF and _FIELD_OF[name] not in seen["fields"]:
+        return (f"no observed job carried {_FIELD_OF[name]} (the contract declares it; the target never sent it "
+                f"in {jobs} job(s))")
+    if name in _NEEDS_COMPLETED and "completed" not in seen["states"]:
+        return f"not reached: no job completed within --job-timeout {run.config.job_timeout:g} s"
+    if name in _NEEDS_ACTIVE:
+        active = [s for s in seen["first"].values() if s and not all(n in TERMINAL for n in s)]
+        if seen["first"] and not active and not run.target.ours:
+            return (f"not reached: the target completed every job before it was first observed ({jobs} job(s) "
+                    "first seen terminal): there was no queued or running job to act on")
+    if run.halted:
+        return f"not reached: no more jobs were created after {run.halted}"
+    if name == "poll_hints":
+        return "the target sent no poll hint header on any answer"
+    if name == "deleted_is_gone":
+        return "not reached: no delete was sent (no completed job was left to delete)"
+    return "not reached in this run (the random rules did not produce this situation; try --lifecycle-runs N)"
 
 
 __all__ = ["Event", "Lifecycle", "Monitor", "make_machine", "run_lifecycle", "RANK", "TERMINAL"]

@@ -79,6 +79,8 @@ def run_provider(run: ProviderRun, progress: Progress) -> None:
     if "lifecycle" in cats:
         progress(run.id, "lifecycle state machine")
         run_lifecycle(run)
+    for c in run.results.checks:  # every skip says why (a check no response applied to)
+        run.skip(c.name, "not evaluated: no response or observation this check applies to was seen")
     progress(run.id, "done")
 
 
@@ -126,7 +128,8 @@ def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, cl
     from .drivers import drivers_for
 
     runs = [ProviderRun(contracts[pid], target, client, guard, results, config,
-                        drivers_for(contracts[pid], target, client), control) for pid in config.providers]
+                        drivers_for(contracts[pid], target, client, timeout=config.timeout,
+                                    job_timeout=config.job_timeout), control) for pid in config.providers]
 
     def one(run: ProviderRun) -> None:
         try:

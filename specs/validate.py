@@ -256,3 +256,58 @@ def example_problems(doc: dict) -> list[str]:
         elif not ex.expected_invalid and errs:
             problems.append(f"{ex.where}: {errs[0]}")
     return problems
+
+
+def annotation_problems(doc: dict) -> list[str]:
+    """Problems of the contract's expectation annotations (see docs/contracts.md "Expectation sources"):
+
+    - ``x-mock-only: <why>`` marks a response that exists only so our mock's answer has a contract (no
+      provider document backs it); it must be a non-empty string on a response object (an entry of an
+      operation's ``responses`` or of ``components/responses``);
+    - ``x-assumption`` is a list of objects with string ``source`` and ``chosen`` (and ``why``); its optional
+      ``keywords`` lists schema keywords of the same object that are assumed, not documented (each must be a
+      key of that object), so the conformance suite can tell a documented constraint from an assumed one.
+
+    Returns one line per problem (empty when the annotations are well formed)."""
+    problems: list[str] = []
+
+    def walk(node: Any, path: tuple, in_responses: bool) -> None:
+        where = "/".join(str(p) for p in path) or "(root)"
+        if isinstance(node, dict):
+            if "x-mock-only" in node:
+                why = node["x-mock-only"]
+                if not isinstance(why, str) or not why.strip():
+                    problems.append(f"{where}: x-mock-only must say why (a non-empty string)")
+                if not in_responses:
+                    problems.append(f"{where}: x-mock-only belongs on a response object")
+            if "x-assumption" in node:
+                entries = node["x-assumption"]
+                if not isinstance(entries, list) or not entries:
+                    problems.append(f"{where}: x-assumption must be a non-empty list")
+                    entries = []
+                for i, entry in enumerate(entries):
+                    if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) and entry.get(k)
+                                                              for k in ("source", "chosen")):
+                        problems.append(f"{where}: x-assumption[{i}] needs string source and chosen")
+                        continue
+                    keywords = entry.get("keywords")
+                    if keywords is None:
+                        continue
+                    if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+                        problems.append(f"{where}: x-assumption[{i}].keywords must be a list of keyword names")
+                        continue
+                    for k in keywords:
+                        if k not in node:
+                            problems.append(f"{where}: x-assumption[{i}].keywords names {k!r}, which this object "
+                                            "does not have")
+            for key, value in node.items():
+                if key in ("x-assumption", "x-doc-defect", "examples", "example"):
+                    continue
+                parent_is_responses = key == "responses" or (len(path) >= 1 and path[-1] == "responses")
+                walk(value, path + (key,), in_responses=parent_is_responses and key != "responses")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, path + (i,), False)
+
+    walk(doc, (), False)
+    return problems

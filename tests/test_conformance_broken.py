@@ -30,14 +30,24 @@ class CorruptingProxy:
     ``corrupt(request, status, headers, body) -> (status, headers, body)`` (body as bytes). Absolute URLs of
     the upstream inside answers are rewritten to the proxy, so downloads go through it too."""
 
-    def __init__(self, upstream: str, corrupt=None, key: str | None = None):
+    def __init__(self, upstream: str, corrupt=None, key: str | None = None, hide_mock: bool = False):
         self.upstream = upstream.rstrip("/")
         self.corrupt = corrupt
         self.key = key
+        self.hide_mock = hide_mock  # answer /__mock/* with 404: the target no longer looks like our mock
         self.url = ""
         self.state: dict = {}
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request forwarded
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.hide_mock and request.path.startswith("/__mock"):
+            return web.json_response({"detail": "Not Found"}, status=404)
+        self.seen.append((request.method, request.path))
+        before = getattr(self.corrupt, "before", None)
+        if before is not None:  # e.g. a stall: the request never gets an answer
+            waiting = before(request)
+            if waiting is not None:
+                await waiting
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         if self.key and self.corrupt is _no_auth:
             headers["Authorization"] = f"Bearer {self.key}"  # auth "not enforced": any request gets through

@@ -195,3 +195,40 @@ def test_known_doc_defects_are_recorded_next_to_the_schema(pid, needles):
     notes = " ".join(_defect_notes(doc)) + " " + repr(doc.get("x-deprecation", ""))
     for needle in needles:
         assert needle in notes, f"{pid}: no x-doc-defect mentions {needle!r}"
+
+
+@pytest.mark.parametrize("pid", PROVIDERS)
+def test_expectation_annotations_are_well_formed(pid):
+    """x-mock-only sits on response objects and says why; x-assumption entries name source and chosen, and
+    their keywords name keywords of the same object (docs/contracts.md, "Expectation sources")."""
+    from specs.validate import annotation_problems
+
+    assert annotation_problems(specs.load(pid).openapi) == []
+
+
+def test_bad_expectation_annotations_are_reported():
+    from specs.validate import annotation_problems
+
+    doc = {"paths": {"/x": {"get": {"responses": {"405": {"description": "d", "x-mock-only": ""}}}}},
+           "components": {"schemas": {"A": {"type": "object", "x-mock-only": "why",
+                                            "x-assumption": [{"source": "s", "chosen": "c",
+                                                              "keywords": ["additionalProperties"]}]},
+                                      "B": {"x-assumption": [{"chosen": "c"}]}}}}
+    problems = " | ".join(annotation_problems(doc))
+    assert "paths//x/get/responses/405: x-mock-only must say why" in problems
+    assert "components/schemas/A: x-mock-only belongs on a response object" in problems
+    assert "keywords names 'additionalProperties'" in problems
+    assert "components/schemas/B: x-assumption[0] needs string source and chosen" in problems
+
+
+def test_mock_only_declarations_are_marked():
+    """The 405 bodies that exist only so the mock's answer has a contract say so (x-mock-only)."""
+    from conformance import schema as sch
+
+    for pid in ("openai", "gptge", "aigateway", "onerouter"):
+        c = specs.load(pid)
+        node = c.openapi["components"]["responses"]["MethodNotAllowed"]
+        assert node.get("x-mock-only"), pid
+    c = specs.load("openai")
+    marks = sch.response_marks(c, c.operation("retrieveVideo"), 404)
+    assert marks["assumption"] and not marks["mock_only"]

@@ -26,6 +26,7 @@ def serve(handler: Callable[[web.Request], Awaitable[web.StreamResponse]], metho
 
     def run() -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         app = web.Application()
         app.router.add_route(method, "/{tail:.*}", handle)
         runner = web.AppRunner(app, access_log=None)
@@ -36,6 +37,10 @@ def serve(handler: Callable[[web.Request], Awaitable[web.StreamResponse]], metho
         box["loop"] = loop
         ready.set()
         loop.run_forever()
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]  # e.g. a handler that never answers
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.run_until_complete(runner.cleanup())
         loop.close()
 

@@ -24,8 +24,10 @@ DRIVERS: dict[str, type[Driver]] = {
 }
 
 
-def drivers_for(contract: Contract, target, client: Client) -> list[Driver]:
+def drivers_for(contract: Contract, target, client: Client, *, timeout: float = 60.0,
+                job_timeout: float = 60.0) -> list[Driver]:
     """One driver per host of ``contract`` that ``target`` has a base URL for (provider.yaml host order).
+    ``timeout``: seconds per request; ``job_timeout``: seconds a job may take to end.
 
     Raises:
         KeyError: a host's family has no driver (a new family needs a driver class here).
@@ -36,7 +38,8 @@ def drivers_for(contract: Contract, target, client: Client) -> list[Driver]:
         if base is None:
             continue
         cls = DRIVERS[h["family"]]
-        out.append(cls(contract, h["id"], base, client, target.credentials[contract.id], mock=target.ours))
+        out.append(cls(contract, h["id"], base, client, target.credentials[contract.id], mock=target.ours,
+                       timeout=timeout, job_timeout=job_timeout))
     return out
 
 

@@ -46,9 +46,10 @@ class DriverError(Exception):
     """A 2xx answer the driver cannot interpret (e.g. a submit answer without an id), or a transport
     error. ``exchange`` is the offending exchange, when there is one."""
 
-    def __init__(self, message: str, exchange: Exchange | None = None):
+    def __init__(self, message: str, exchange: Exchange | None = None, timed_out: bool = False):
         super().__init__(message)
         self.exchange = exchange
+        self.timed_out = timed_out  # the target did not answer within the request's timeout
 
 
 @dataclass
@@ -171,6 +172,12 @@ class Job:
     remix_source_state: str | None = None
     created_mono: float = field(default_factory=time.monotonic)
     key: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    deadline: float = 0.0                     # time.monotonic() by which the job must have ended (--job-timeout)
+    lost: str | None = None                   # why the job cannot be followed any more (None: it can)
+    lost_reported: bool = False               # a check already failed on what made it lost
+    delivered: bool = False                   # its output was delivered to us (result fetched, sync answer)
+    held: bool = False                        # created held on our mock (X-Mock-Timing: hold)
+    advanced: list[float] = field(default_factory=list)  # time.monotonic() of each admin advance of the job
 
     @property
     def provider(self) -> str:
@@ -181,16 +188,28 @@ class Job:
         return next((s for s in reversed(self.snapshots) if not s.not_modified), None)
 
     @property
+    def end(self) -> Snapshot | None:
+        """The first observation of a terminal status (the job ended there, whatever came after)."""
+        return next((s for s in self.snapshots if not s.not_modified and s.terminal and
+                     (200 <= s.http_status < 300 or s.status is MISSING)), None)  # MISSING: a sync call's answer
+
+    @property
+    def ended(self) -> bool:
+        """True once any observation showed a terminal status (a later regression does not undo it)."""
+        return self.end is not None
+
+    @property
     def terminal(self) -> bool:
-        return bool(self.last and self.last.terminal)
+        return self.ended
 
     @property
     def final(self) -> str | None:
-        """The neutral terminal state observed (one of TERMINAL), or None while active/unknown."""
-        last = self.last
-        if last is None or not last.terminal:
+        """The neutral terminal state the job was first observed in (one of TERMINAL), or None while
+        active/unknown."""
+        end = self.end
+        if end is None:
             return None
-        return last.neutral[0] if len(last.neutral) == 1 else None
+        return end.neutral[0] if len(end.neutral) == 1 else None
 
     def label(self) -> str:
         return f"{self.kind} job {self.id}"
@@ -233,14 +252,15 @@ class Driver:
         base_url: the target's base URL of that host.
         client: the run's :class:`~conformance.http.Client`.
         credentials: the provider's :class:`~conformance.http.Credentials`.
-        fault_header: send ``X-Mock-Fault`` to force failures (only on our mock).
+        mock: the target is our mock: mock controls (``X-Mock-Fault``, ``X-Mock-Timing``) may be sent.
+        timeout: seconds per request; job_timeout: seconds a job may take to end (``--job-timeout``).
     """
 
     family = "base"
     capabilities: frozenset[str] = frozenset()
 
     def __init__(self, contract: Contract, host: str, base_url: str, client: Client, credentials: Credentials,
-                 *, mock: bool = False, timeout: float = 60.0):
+                 *, mock: bool = False, timeout: float = 60.0, job_timeout: float = 60.0):
         self.contract = contract
         self.host = host
         self.base_url = base_url.rstrip("/")
@@ -248,6 +268,8 @@ class Driver:
         self.credentials = credentials
         self.mock = mock
         self.timeout = timeout
+        self.job_timeout = job_timeout
+        self.control = getattr(client, "control", None)
         self.ops: dict[str, list[Operation]] = {}
         for op in contract.operations():
             if op.host == host:
@@ -317,7 +339,8 @@ class Driver:
             try:
                 resp = self.client.request(method, url, **kw)
             except requests.RequestException as exc:
-                raise DriverError(f"{method} {url}: {exc}") from None
+                raise DriverError(f"{method} {url}: no answer: {exc}", self.client.last_exchange(),
+                                  timed_out=isinstance(exc, requests.Timeout)) from None
             hints = header_hints(resp, self.poll_hint_headers)
             if hints:
                 with self._lock:
@@ -326,9 +349,23 @@ class Driver:
                 attempts += 1
                 wait = next((h.seconds for h in hints if h.header == "Retry-After" and h.seconds is not None),
                             0.5 * attempts)
-                time.sleep(min(wait, MAX_HINT_WAIT))
+                self.sleep(min(wait, MAX_HINT_WAIT))
                 continue
             return resp
+
+    def sleep(self, seconds: float) -> None:
+        """Wait (returns early when the run stops)."""
+        if self.control is not None:
+            self.control.sleep(seconds)
+        elif seconds > 0:
+            time.sleep(seconds)
+
+    def job_timeout_for(self, job: Job) -> float:
+        """Seconds a request about ``job`` may wait: ``--timeout``, cut to what is left of the job's
+        ``--job-timeout`` (plus one second), so a stalling target ends the job's wait in time."""
+        if not job.deadline:
+            return self.timeout
+        return max(1.0, min(self.timeout, job.deadline - time.monotonic() + 1.0))
 
     def call(self, op: Operation, path_params: dict[str, str] | None = None, **kw: Any) -> requests.Response:
         return self.send(op.method.upper(), self.url_of(op, path_params), **kw)
@@ -343,8 +380,18 @@ class Driver:
                 body = None
         return Answer(resp.status_code, body, getattr(resp, "exchange", None))
 
-    def fault_headers(self, fail: bool) -> dict[str, str]:
-        return {"X-Mock-Fault": "generation_failure"} if (fail and self.mock) else {}
+    def mock_headers(self, *, fail: bool = False, hold: bool = False) -> dict[str, str]:
+        """Mock controls for a creating request, only when the target is our mock: ``X-Mock-Fault:
+        generation_failure`` (the job fails), ``X-Mock-Timing: queued=hold, in_progress=hold`` (the job stays
+        queued until the suite advances it through the admin API; a synchronous call cannot be held)."""
+        if not self.mock:
+            return {}
+        out = {}
+        if fail:
+            out["X-Mock-Fault"] = "generation_failure"
+        if hold and "poll" in self.capabilities:
+            out["X-Mock-Timing"] = "queued=hold, in_progress=hold"
+        return out
 
     # -- interpretation -----------------------------------------------------------------------------
     def neutral_of(self, raw: Any, body: Any, job: Job | None = None) -> tuple[str, ...]:
@@ -402,17 +449,20 @@ class Driver:
         return found if isinstance(found, str) and found else job.id
 
     # -- operations (overridden per family) ----------------------------------------------------------
-    def begin(self, req: Request, *, fail: bool = False, source: Job | None = None,
+    def begin(self, req: Request, *, fail: bool = False, source: Job | None = None, hold: bool = False,
               **call_kw: Any) -> tuple[Job, Answer, requests.Response]:
         """Send a creating request and start its :class:`Job` record (shared by every family's ``submit``).
 
         The remix source reference is read where the contract's ``x-source`` says: a path parameter or a
         JSON pointer into the body. Returns ``(job, answer, response)``; the family fills in the id.
+        ``fail`` and ``hold`` are mock controls (sent only to our mock, see :meth:`mock_headers`).
         """
-        resp = self.call(req.op, req.path_params, body=req.body, media_type=req.media_type,
-                         headers=self.fault_headers(fail), **call_kw)
+        headers = self.mock_headers(fail=fail, hold=hold)
+        resp = self.call(req.op, req.path_params, body=req.body, media_type=req.media_type, headers=headers,
+                         **call_kw)
         ans = self.answer(resp)
-        job = Job(driver=self, kind=req.kind, id="", request=req, submit=ans, source=source, expect_failure=fail)
+        job = Job(driver=self, kind=req.kind, id="", request=req, submit=ans, source=source, expect_failure=fail,
+                  deadline=time.monotonic() + self.job_timeout, held="X-Mock-Timing" in headers)
         if req.kind == "remix":
             src = req.op.source or {}
             if src.get("in") == "path":
@@ -427,10 +477,10 @@ class Driver:
     #: Field of a creating answer that names the job (families whose answer is the job object itself).
     id_field = "id"
 
-    def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
+    def submit(self, req: Request, *, fail: bool = False, source: Job | None = None, hold: bool = False) -> Job:
         """Create a job whose answer is the job object (video_object, job families); the queue family
-        overrides this (its answer is a request_id plus URLs)."""
-        job, ans, resp = self.begin(req, fail=fail, source=source)
+        overrides this (its answer is a request_id plus URLs). ``fail``/``hold``: see :meth:`mock_headers`."""
+        job, ans, resp = self.begin(req, fail=fail, source=source, hold=hold)
         if not ans.ok:
             return job
         if not isinstance(ans.body, dict) or not isinstance(ans.body.get(self.id_field), str):
@@ -449,8 +499,10 @@ class Driver:
     def wait_hint(self, job: Job) -> None:
         """Sleep until the job may be polled again (honours the last poll hint)."""
         delay = job.next_poll_at - time.monotonic()
+        if job.deadline:
+            delay = min(delay, job.deadline - time.monotonic())
         if delay > 0:
-            time.sleep(min(delay, MAX_HINT_WAIT))
+            self.sleep(min(delay, MAX_HINT_WAIT))
 
     def note_hint(self, job: Job, resp: requests.Response) -> None:
         """Set when the job may be polled next: the server's hint, else :data:`MIN_POLL_INTERVAL` from now."""

@@ -27,9 +27,10 @@ class JobDriver(Driver):
         return names[0] if names else "job_id"
 
     def poll(self, job: Job, honour: bool = True) -> Snapshot:
+        honour = honour and not (job.held and not job.ended)  # a held job changes only when the suite moves it
         if honour:
             self.wait_hint(job)
-        resp = self.call(self.ops["retrieve"][0], {self._param("retrieve"): job.id})
+        resp = self.call(self.ops["retrieve"][0], {self._param("retrieve"): job.id}, timeout=self.job_timeout_for(job))
         ans = self.answer(resp)
         if resp.status_code == 304:
             snap = Snapshot(at=time.monotonic(), http_status=304, exchange=ans.exchange, not_modified=True)
@@ -51,6 +52,7 @@ class JobDriver(Driver):
         ans = Answer(last.http_status if last else 0, body, last.exchange if last else None)
         res = Result(answer=ans)
         if isinstance(body, dict) and isinstance(body.get("result"), dict):
+            job.delivered = True
             res.assets = self.assets_of(body["result"])
             for a in res.assets:
                 if a.name in ("url", "file_url"):

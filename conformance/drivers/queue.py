@@ -28,8 +28,8 @@ class QueueDriver(Driver):
             return None
         return self.url_of(ops[0], {"request_id": request_id})
 
-    def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
-        job, ans, resp = self.begin(req, fail=fail, source=source)
+    def submit(self, req: Request, *, fail: bool = False, source: Job | None = None, hold: bool = False) -> Job:
+        job, ans, resp = self.begin(req, fail=fail, source=source, hold=hold)
         if not ans.ok:
             return job
         body = ans.body
@@ -45,10 +45,11 @@ class QueueDriver(Driver):
         return job
 
     def poll(self, job: Job, honour: bool = True) -> Snapshot:
+        honour = honour and not (job.held and not job.ended)  # a held job changes only when the suite moves it
         if honour:
             self.wait_hint(job)
         url = job.urls.get("status") or self.contract_url("status", job.id)
-        resp = self.send("GET", url)
+        resp = self.send("GET", url, timeout=self.job_timeout_for(job))
         ans = self.answer(resp)
         snap = self.snapshot(ans.body, resp, job) if ans.ok else Snapshot(
             at=time.monotonic(), http_status=resp.status_code, body=ans.body, exchange=ans.exchange)
@@ -63,7 +64,8 @@ class QueueDriver(Driver):
     def stream(self, job: Job, timeout: float = 30.0) -> tuple[Answer, list[Snapshot]]:
         """Read the status stream (SSE) to its end: the answer and one snapshot per ``data:`` event."""
         url = self.contract_url("status_stream", job.id)
-        resp = self.send("GET", url, timeout=timeout, headers={"Accept": "text/event-stream"})
+        resp = self.send("GET", url, timeout=min(timeout, self.job_timeout_for(job)),
+                         headers={"Accept": "text/event-stream"})
         ans = Answer(resp.status_code, None, getattr(resp, "exchange", None))
         snaps: list[Snapshot] = []
         if resp.status_code != 200:
@@ -78,10 +80,11 @@ class QueueDriver(Driver):
 
     def result(self, job: Job) -> Result:
         url = job.urls.get("result") or self.contract_url("result", job.id)
-        resp = self.send("GET", url)
+        resp = self.send("GET", url, timeout=self.job_timeout_for(job))
         ans = self.answer(resp)
         res = Result(answer=ans)
         if ans.ok:
+            job.delivered = True
             res.assets = self.assets_of(ans.body)
             res.declared = self.declared_media(ans.body)
             job.source_id = self.source_id_from(job, ans.body)

@@ -17,13 +17,15 @@ class SyncDriver(Driver):
     family = "sync"
     capabilities = frozenset({"submit", "result", "download", "remix"})
 
-    def submit(self, req: Request, *, fail: bool = False, source: Job | None = None) -> Job:
-        job, ans, resp = self.begin(req, fail=fail, source=source, timeout=max(self.timeout, 120.0))
+    def submit(self, req: Request, *, fail: bool = False, source: Job | None = None, hold: bool = False) -> Job:
+        # the blocking call may take as long as a job may (--job-timeout), plus a margin
+        job, ans, resp = self.begin(req, fail=fail, source=source, timeout=max(self.timeout, self.job_timeout + 5.0))
         # The blocking call is the whole lifecycle: a 2xx is "completed", an error answer "failed".
         neutral = ("completed",) if ans.ok else ("failed",)
         job.snapshots.append(Snapshot(at=time.monotonic(), http_status=ans.status, neutral=neutral, body=ans.body,
                                       exchange=ans.exchange, source="submit"))
         if ans.ok:
+            job.delivered = True  # the answer is the output: delivered at once (fal delete_video applies now)
             job.source_id = self.source_id_from(job, ans.body)
             job.id = job.source_id or f"sync-{uuid.uuid4().hex[:12]}"
         return job

@@ -29,6 +29,7 @@ from aiohttp import web
 from . import __version__
 from . import engine as eng
 from .assets import VARIANTS, asset_bytes, bytes_response, file_name
+from .expect import expect_continue
 from .faults import _NUMERIC as _FAULT_NUMERIC
 from .faults import FaultError
 
@@ -335,9 +336,9 @@ def setup(app: web.Application, state) -> None:
             if method == "GET":
                 r.add_get(PREFIX + path, handler)  # also answers HEAD
             else:
-                r.add_route(method, PREFIX + path, handler)
+                r.add_route(method, PREFIX + path, handler, expect_handler=expect_continue)
         allowed = sorted({m for m, _ in handlers} | ({"HEAD"} if any(m == "GET" for m, _ in handlers) else set()))
-        r.add_route("*", PREFIX + path, _not_allowed(allowed))
+        r.add_route("*", PREFIX + path, _not_allowed(allowed), expect_handler=expect_continue)
 
 
 def _not_allowed(allowed: list[str]):

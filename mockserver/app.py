@@ -34,6 +34,7 @@ from specs.validate import deref
 
 from . import engine as eng
 from .config import MockConfig
+from .expect import expect_continue
 from .timing import TIMING_HEADER, TimingHeaderError
 from .validation import HostValidator, parse_json_body
 
@@ -646,16 +647,16 @@ def build_app(config: MockConfig | None = None) -> web.Application:
     for i, (mount, op) in enumerate(routes):
         handler = mount.handlers[op.operation_id] = make_handler(mount, op)
         full = mount.prefix + op.path
-        app.router.add_route(op.method, full, _operation_route(state, handler))
+        app.router.add_route(op.method, full, _operation_route(state, handler), expect_handler=expect_continue)
         last_of_path = i + 1 == len(routes) or routes[i + 1][0].prefix + routes[i + 1][1].path != full
         if last_of_path and "{" not in op.path:
-            app.router.add_route("*", full, fallback)
+            app.router.add_route("*", full, fallback, expect_handler=expect_continue)
     for mount in state.mounts:
         extra = getattr(mount.family, "extra_routes", None)
         if extra:
             for method, path, handler in extra():
-                app.router.add_route(method, mount.prefix + path, handler)
-    app.router.add_route("*", "/{__tail__:.*}", fallback)
+                app.router.add_route(method, mount.prefix + path, handler, expect_handler=expect_continue)
+    app.router.add_route("*", "/{__tail__:.*}", fallback, expect_handler=expect_continue)
     if config.replay:  # serve a recorded cassette before the live engine (mockserver/replay.py)
         from .replay import install
 

@@ -254,3 +254,14 @@ def test_sunra_double_slash_paths_are_served_and_errors_enveloped(client, pid, h
     wrong = client.send("DELETE", "/v1/queue//requests/" + job + "/status", checked=False)
     assert wrong.status_code == client.status("method_not_allowed") and wrong.headers["Allow"] == "GET"
     assert not component_response_errors(client.contract, host, "MethodNotAllowed", wrong)
+
+
+@pytest.mark.parametrize(("pid", "host", "operation"), _json_body_ops())
+def test_an_unknown_expectation_is_ignored_not_a_plain_417(client, pid, host, operation):
+    """``Expect: <anything but 100-continue>`` is ignored (RFC 9110 §10.1.1 allows it): the request is answered
+    as without the header, in the contract (aiohttp's default was a plain-text 417 outside every contract)."""
+    op = CONTRACTS[pid].operation(operation)
+    r = client.send(op.method.upper(), _fill(op), json={}, headers={"Expect": "Jn"})
+    assert r.status_code != 417 and 400 <= r.status_code < 500
+    plain = client.send(op.method.upper(), _fill(op), json={})
+    assert r.status_code == plain.status_code

@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     tgt.add_argument("--max-time", type=_pos_float, default=None, metavar="S",
                      help="seconds the whole run may take; checks not reached by then are skipped and the run "
                      "exits 3 unless something failed (default: no bound)")
+    tgt.add_argument("--only-target-hosts", action="store_true",
+                     help="send nothing to a host the target does not name: URLs in answers that point elsewhere "
+                     "(asset CDNs, status URLs) are not followed (downloads from them are skipped)")
     tgt.add_argument("--free-target", action="store_true",
                      help="declare that the target bills nothing (a third-party mock, a staging server): every "
                      "check runs as on our mock; only documented expectations can fail the run")
@@ -220,6 +223,8 @@ def _rerun_base(args: argparse.Namespace) -> str:
         parts += ["--source-video-id", v]
     if args.free_target:
         parts.append("--free-target")
+    if args.only_target_hosts:
+        parts.append("--only-target-hosts")
     if args.speed is not None:
         parts += ["--speed", f"{args.speed:g}"]
     if args.allow_spend:
@@ -283,7 +288,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        source_video_ids=source_ids, timeout=args.timeout,
                        job_timeout=args.job_timeout or (900.0 if args.base_url else 60.0),
                        max_time=args.max_time, max_paid_jobs=args.max_paid_jobs,
-                       max_video_seconds=args.max_video_seconds, usd_per_second=args.usd_per_second)
+                       max_video_seconds=args.max_video_seconds, usd_per_second=args.usd_per_second,
+                       only_target_hosts=args.only_target_hosts)
     config.negative_examples = max(1, args.examples // 2)
     config.unknown_examples = max(1, (args.examples * 2) // 5)
     import logging

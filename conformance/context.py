@@ -91,6 +91,8 @@ class RunConfig:
             bound of this kind).
         max_video_seconds: total requested seconds of video allowed (``--max-video-seconds``; None: no bound).
         usd_per_second: price (USD per generated second) the user gives where provider.yaml has none.
+        only_target_hosts: send nothing to a host the target does not name (``--only-target-hosts``): URLs
+            in answers that point elsewhere (asset CDNs, status URLs) are not followed.
     """
 
     providers: list[str]
@@ -113,6 +115,7 @@ class RunConfig:
     max_paid_jobs: int | None = None
     max_video_seconds: float | None = None
     usd_per_second: float | None = None
+    only_target_hosts: bool = False
 
 
 def op_label(contract: Contract, op) -> str:

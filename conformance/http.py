@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -33,6 +34,12 @@ class RunStopped(Exception):
 
 REDACTED_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"}
 BODY_KEEP_BYTES = 1 << 20  # bytes of a body kept on an Exchange (downloads are cut)
+MIN_SECRET_IN_TEXT = 8  # shorter secrets are redacted in credential headers only (see Client.redact)
+
+
+class OutsideTarget(requests.ConnectionError):
+    """Not sent: the URL is on a host the target does not name and the run keeps to the target's hosts
+    (``--only-target-hosts``). A refusal of the suite, never a finding about the target."""
 
 
 @dataclass
@@ -146,6 +153,10 @@ class _Adapter(HTTPAdapter):
         client = self.client
         if client.control is not None:
             client.control.check()
+        if client.allowed_netlocs is not None and urlsplit(request.url or "").netloc.lower() not in \
+                client.allowed_netlocs:
+            raise OutsideTarget(f"not sent: {urlsplit(request.url or '').netloc} is not a host of the target "
+                                "(--only-target-hosts)")
         if client.guard is not None:
             client.guard.before(request)
         started = time.time()
@@ -197,6 +208,7 @@ class Client:
                  verify: bool | str = True, trust_env: bool = True, pool: int = 32, control: Any = None):
         self.guard = guard
         self.control = control
+        self.allowed_netlocs: set[str] | None = None  # --only-target-hosts: the target's hosts (host:port)
         self.secrets = dict(secrets or {})
         self.timeout = timeout
         self.hooks: list[Callable[[Exchange], None]] = []
@@ -228,15 +240,18 @@ class Client:
         out += [(sec, ph) for sec, ph, _ in self._scoped] + list(self.secrets.items())
         return out
 
-    def redact(self, text: str, url: str = "") -> str:
+    def redact(self, text: str, url: str = "", min_len: int = MIN_SECRET_IN_TEXT) -> str:
+        """``text`` with every known secret replaced by its ``$ENV`` placeholder. Secrets shorter than
+        ``min_len`` are replaced only where a secret is expected (header values, ``min_len=1``): a test key
+        such as ``x`` would otherwise turn every ``x`` of a URL into ``$FAL_KEY``."""
         for secret, placeholder in self._placeholders(url):
-            if secret and secret in text:
+            if secret and len(secret) >= min_len and secret in text:
                 text = text.replace(secret, placeholder)
         return text
 
     def exchange_of(self, request, resp, elapsed: float, started: float, error: str | None = None) -> Exchange:
         url = request.url or ""
-        headers = {k: self.redact(str(v), url) for k, v in request.headers.items()}
+        headers = {k: self.redact(str(v), url, min_len=1) for k, v in request.headers.items()}
         for k in list(headers):
             if k.lower() in REDACTED_HEADERS and "$" not in headers[k]:
                 headers[k] = "[REDACTED]"
@@ -247,7 +262,8 @@ class Client:
             body = None  # a streamed body (generator / file): not kept
         if body is not None:
             for secret, placeholder in self._placeholders(url):
-                body = body.replace(secret.encode(), placeholder.encode())
+                if len(secret) >= MIN_SECRET_IN_TEXT:
+                    body = body.replace(secret.encode(), placeholder.encode())
         ex = Exchange(method=request.method, url=self.redact(url, url), request_headers=headers,
                       request_body=body, elapsed=elapsed, error=error, started=started)
         if resp is not None:
@@ -265,6 +281,10 @@ class Client:
             self.count += 1
         for hook in list(self.hooks):
             hook(ex)
+
+    def allows(self, url: str) -> bool:
+        """Whether a request to ``url`` may be sent (``--only-target-hosts`` keeps to the target's hosts)."""
+        return self.allowed_netlocs is None or urlsplit(url).netloc.lower() in self.allowed_netlocs
 
     def last_exchange(self) -> Exchange | None:
         """The last exchange sent from the calling thread (for requests made by schemathesis)."""

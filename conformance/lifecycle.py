@@ -189,9 +189,9 @@ def queue_position_monotonic(run: ProviderRun, ev: Event) -> None:
 def id_stable(run: ProviderRun, ev: Event) -> None:
     job = ev.job
     if ev.kind == "submit":
-        if not job.submit.ok or not job.urls:
+        if not job.submit.ok or not job.answer_urls:
             return
-        for role, url in job.urls.items():
+        for role, url in job.answer_urls.items():
             run.expect("id_stable", job.id in url, f"the {role} URL {url!r} does not name request {job.id!r}",
                        exchange=job.submit.exchange, operation=job.label())
         return
@@ -302,6 +302,9 @@ def _media_type(value: str | None) -> str:
        source=Source("contract", "the content type declared for the asset"))
 def download_content_type(run: ProviderRun, ev: Event) -> None:
     dl = ev.download
+    if dl.refused:
+        run.skip("download_content_type", f"not downloaded: {dl.refused}")
+        return
     if dl.status != 200:
         run.fail("download_content_type", f"downloading {dl.asset.name} answered {dl.status}",
                  exchange=dl.exchange, operation=ev.job.label())

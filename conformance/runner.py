@@ -114,6 +114,10 @@ def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, cl
     guard = SpendGuard.for_config(target, contracts, config)
     client = Client(guard=guard, timeout=config.timeout, trust_env=not target.loopback,
                     pool=max(32, config.workers * len(config.providers)), control=control)
+    if config.only_target_hosts:
+        from urllib.parse import urlsplit
+
+        client.allowed_netlocs = {urlsplit(u).netloc.lower() for u in target.hosts.values()}
     for pid, creds in target.credentials.items():
         scope = [u for (p, _h), u in target.hosts.items() if p == pid]
         client.add_secret(creds.key, f"${creds.env}", scope=scope)

@@ -32,7 +32,7 @@ from specs import Contract, Operation
 
 from .. import schema as sch
 from ..bodies import Request
-from ..http import Client, Credentials, Exchange
+from ..http import Client, Credentials, Exchange, OutsideTarget
 
 MISSING: Any = type("MissingType", (), {"__repr__": lambda self: "<missing>", "__bool__": lambda self: False})()
 TERMINAL = ("completed", "failed", "cancelled")
@@ -46,10 +46,12 @@ class DriverError(Exception):
     """A 2xx answer the driver cannot interpret (e.g. a submit answer without an id), or a transport
     error. ``exchange`` is the offending exchange, when there is one."""
 
-    def __init__(self, message: str, exchange: Exchange | None = None, timed_out: bool = False):
+    def __init__(self, message: str, exchange: Exchange | None = None, timed_out: bool = False,
+                 refused: bool = False):
         super().__init__(message)
         self.exchange = exchange
         self.timed_out = timed_out  # the target did not answer within the request's timeout
+        self.refused = refused      # the suite did not send it (--only-target-hosts): not a finding
 
 
 @dataclass
@@ -110,18 +112,26 @@ class Asset:
 
     @property
     def is_video(self) -> bool:
+        """The output's video: named so by the contract's output field (``video``), else declared
+        ``video/*``, else an ``.mp4`` URL."""
+        if "video" in self.name.lower():
+            return True
         if self.declared_type:
             return self.declared_type.startswith("video/")
-        return "video" in self.name or self.url.split("?")[0].endswith(".mp4")
+        return self.url.split("?")[0].endswith(".mp4")
 
 
 @dataclass
 class Download:
+    """A downloaded asset: HTTP status (None without an answer), content type, bytes; ``refused`` says why the
+    suite did not send the request (``--only-target-hosts``), in which case nothing is judged."""
+
     asset: Asset
     status: int | None
     content_type: str | None
     data: bytes
     exchange: Exchange | None
+    refused: str | None = None
 
 
 @dataclass
@@ -159,7 +169,8 @@ class Job:
     source: Job | None = None
     source_ref: str | None = None
     expect_failure: bool = False
-    urls: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)         # URLs the driver uses (role -> URL)
+    answer_urls: dict[str, str] = field(default_factory=dict)  # URLs the creating answer named
     snapshots: list[Snapshot] = field(default_factory=list)
     result: Result | None = None
     downloads: list[Download] = field(default_factory=list)
@@ -340,7 +351,8 @@ class Driver:
                 resp = self.client.request(method, url, **kw)
             except requests.RequestException as exc:
                 raise DriverError(f"{method} {url}: no answer: {exc}", self.client.last_exchange(),
-                                  timed_out=isinstance(exc, requests.Timeout)) from None
+                                  timed_out=isinstance(exc, requests.Timeout),
+                                  refused=isinstance(exc, OutsideTarget)) from None
             hints = header_hints(resp, self.poll_hint_headers)
             if hints:
                 with self._lock:
@@ -523,7 +535,7 @@ class Driver:
             resp = self.send("GET", asset.url, auth=asset.auth or self._own_host(asset.url),
                              timeout=self.timeout)
         except DriverError as exc:
-            return Download(asset, None, None, b"", exc.exchange)
+            return Download(asset, None, None, b"", exc.exchange, refused=str(exc) if exc.refused else None)
         ctype = resp.headers.get("Content-Type")
         return Download(asset, resp.status_code, ctype, resp.content or b"", getattr(resp, "exchange", None))
 

@@ -38,8 +38,11 @@ class QueueDriver(Driver):
         job.id = body["request_id"]
         for key, role in (("status_url", "status"), ("response_url", "result"), ("cancel_url", "cancel")):
             url = body.get(key)
-            job.urls[role] = url if isinstance(url, str) and url.startswith(("http://", "https://")) \
-                else (self.contract_url(role, job.id) or "")
+            ok = isinstance(url, str) and url.startswith(("http://", "https://"))
+            if ok:
+                job.answer_urls[role] = url
+            # follow the answer's URL as the SDKs do, unless the run keeps to the target's hosts
+            job.urls[role] = url if ok and self.client.allows(url) else (self.contract_url(role, job.id) or "")
         if "status" in body:
             job.snapshots.append(self.snapshot(body, resp, job, source="submit"))
         return job

@@ -1403,7 +1403,8 @@ def run_lifecycle(run: ProviderRun) -> None:
         run.results.skip_all(run.id, "no host of this provider has a URL", "lifecycle")
         return
     ok, why = run.can_spend()
-    if not ok:
+    adopted = list(run.pool.jobs) if run.pool is not None else []
+    if not ok and not adopted:
         run.results.skip_all(run.id, f"lifecycle checks create jobs: {why}", "lifecycle")
         return
     from hypothesis import HealthCheck, Phase, settings
@@ -1412,8 +1413,9 @@ def run_lifecycle(run: ProviderRun) -> None:
 
     machine = make_machine(run)
     hseed(sub_seed(run.config.seed, run.id, "lifecycle"))(machine)
+    runs = run.config.lifecycle_runs if ok else 1  # no more jobs can be made: one run judges the fixture jobs
     run_state_machine_as_test(machine, settings=settings(
-        max_examples=run.config.lifecycle_runs, stateful_step_count=run.config.lifecycle_steps, deadline=None,
+        max_examples=runs, stateful_step_count=run.config.lifecycle_steps, deadline=None,
         database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck)))
     for c in wanted:
         run.skip(c.name, skip_reason(run, c.name))
@@ -1498,6 +1500,10 @@ def skip_reason(run: ProviderRun, name: str) -> str:
                     "first seen terminal): there was no queued or running job to act on")
     if run.halted:
         return f"not reached: no more jobs were created after {run.halted}"
+    blocked = (run.guard.ledger.blocked if run.guard is not None else {}) or {}
+    if blocked or not run.can_spend()[0]:
+        why = run.can_spend()[1] or "; ".join(sorted(blocked))
+        return f"not reached: the spend guard allowed no more jobs ({why})"
     if name == "poll_hints":
         return "the target sent no poll hint header on any answer"
     if name == "deleted_is_gone":

@@ -53,7 +53,7 @@ def serialize_ast_parse() -> None:
 
 
 def run_provider(run: ProviderRun, progress: Progress) -> None:
-    """All selected checks of one provider, in order: document, fixtures, contract, lifecycle."""
+    """All selected checks of one provider, in order: document, fixtures, lifecycle, contract."""
     from .contract_checks import run_contract
     from .document import run_documents
     from .fixtures import Pool, build_pool
@@ -73,12 +73,14 @@ def run_provider(run: ProviderRun, progress: Progress) -> None:
         run.pool = build_pool(run)
     else:
         run.pool = Pool()
-    if "contract" in cats:
-        progress(run.id, "contract checks")
-        run_contract(run)
+    # the lifecycle first: on a paid target it is where the budget's jobs are followed and judged; the
+    # contract phase's paid examples get what is left
     if "lifecycle" in cats:
         progress(run.id, "lifecycle state machine")
         run_lifecycle(run)
+    if "contract" in cats:
+        progress(run.id, "contract checks")
+        run_contract(run)
     for c in run.results.checks:  # every skip says why (a check no response applied to)
         run.skip(c.name, "not evaluated: no response or observation this check applies to was seen")
     progress(run.id, "done")

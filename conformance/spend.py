@@ -17,8 +17,9 @@ by the transport adapter in :mod:`conformance.http`, so no code path bypasses it
     ``--usd-per-second`` where the provider documents none) stays within X. Without a price a USD bound
     cannot be checked, so the request is refused.
 
-  Each bound is checked before the request is sent (the worst case is reserved), committed when the answer
-  is 2xx and released otherwise. The ledger (:class:`SpendLedger`) reports what was used and what is left.
+  Each bound is checked before the request is sent (its worst case is reserved) and the request counts
+  against every bound once sent, whatever the answer: the budget bounds what is sent. The ledger
+  (:class:`SpendLedger`) reports what was used and what is left.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class SpendLedger:
 
     committed_usd: float = 0.0
     reserved_usd: float = 0.0
-    paid_requests: int = 0
+    paid_requests: int = 0       # paid requests sent (each counts against --max-paid-jobs)
+    accepted: int = 0            # of those, answered 2xx (jobs created)
     reserved_jobs: int = 0
     video_seconds: float = 0.0
     reserved_seconds: float = 0.0
@@ -97,7 +99,8 @@ class SpendLedger:
 
     def to_json(self) -> dict[str, Any]:
         return {"committed_usd": round(self.committed_usd, 4) if self.usd_known else None,
-                "paid_requests": self.paid_requests, "video_seconds": round(self.video_seconds, 3),
+                "paid_requests": self.paid_requests, "accepted": self.accepted,
+                "video_seconds": round(self.video_seconds, 3),
                 "budget": {"paid_jobs": self.budget.jobs, "video_seconds": self.budget.video_seconds,
                            "usd": self.budget.usd},
                 "remaining": self.remaining(), "blocked": dict(sorted(self.blocked.items()))}
@@ -263,7 +266,7 @@ class SpendGuard:
             return "no-budget", ("no budget given: add --max-paid-jobs N, --max-video-seconds S or "
                                  "--max-spend-usd X to --allow-spend")
         if b.jobs is not None and led.paid_requests + led.reserved_jobs + 1 > b.jobs:
-            return "budget", f"--max-paid-jobs {b.jobs} reached ({led.paid_requests} paid requests sent)"
+            return "budget", f"--max-paid-jobs {b.jobs} reached ({led.paid_requests} paid request(s) sent)"
         if b.video_seconds is not None and led.video_seconds + led.reserved_seconds + seconds > b.video_seconds + 1e-9:
             return "budget", (f"{seconds:g} s more would pass --max-video-seconds {b.video_seconds:g} "
                               f"({led.video_seconds:g} s requested so far)")
@@ -312,28 +315,30 @@ class SpendGuard:
         self.ledger.reserved_seconds -= seconds
         self.ledger.reserved_usd -= cost or 0.0
 
-    def after(self, request, response) -> None:
-        """Called with each response: commit the reservation of an accepted (2xx) paid request."""
+    def _commit(self, request, accepted: bool | None) -> None:
         with self._lock:
             entry = self._pending.pop(id(request), None)
             if entry is None:
                 return
             self._unreserve(entry)
-            if 200 <= response.status_code < 300:
-                cost, seconds = entry
-                self.ledger.paid_requests += 1
-                self.ledger.video_seconds += seconds
-                if cost is None:
-                    self.ledger.usd_known = False
-                else:
-                    self.ledger.committed_usd += cost
+            cost, seconds = entry
+            self.ledger.paid_requests += 1
+            self.ledger.video_seconds += seconds
+            if accepted:
+                self.ledger.accepted += 1
+            if cost is None:
+                self.ledger.usd_known = False
+            else:
+                self.ledger.committed_usd += cost
+
+    def after(self, request, response) -> None:
+        """Called with each response of a paid request: it counts against every bound, whatever the answer
+        (the budget bounds what is *sent*; a rejected request is not billed, but the count stays safe)."""
+        self._commit(request, 200 <= response.status_code < 300)
 
     def release(self, request) -> None:
-        """Drop the reservation of a request that got no response (transport error)."""
-        with self._lock:
-            entry = self._pending.pop(id(request), None)
-            if entry is not None:
-                self._unreserve(entry)
+        """A paid request that got no answer (transport error) still counts: it may have reached the target."""
+        self._commit(request, None)
 
     def can_spend(self, provider: str, seconds: float = 4.0) -> tuple[bool, str]:
         """Whether a paid request of ``seconds`` could be sent now, with the reason when not."""

@@ -34,13 +34,13 @@ class CorruptingProxy:
         self.upstream = upstream.rstrip("/")
         self.corrupt = corrupt
         self.key = key
-        self.hide_mock = hide_mock  # answer /__mock/* with 404: the target no longer looks like our mock
+        self.hide_mock = hide_mock  # the admin API (/__mock/*, not asset files) is a 404: not our mock
         self.url = ""
         self.state: dict = {}
         self.seen: list[tuple[str, str]] = []  # (method, path) of every request forwarded
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if self.hide_mock and request.path.startswith("/__mock"):
+        if self.hide_mock and request.path.startswith("/__mock") and not request.path.startswith("/__mock/files/"):
             return web.json_response({"detail": "Not Found"}, status=404)
         self.seen.append((request.method, request.path))
         before = getattr(self.corrupt, "before", None)

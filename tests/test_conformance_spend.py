@@ -168,3 +168,56 @@ def test_cli_dry_run_prints_the_plan_and_sends_nothing_paid():
     assert proc.returncode == 0, proc.stderr
     assert "estimated cost: $" in proc.stdout and "lifecycle" in proc.stdout
     assert [r for r in rec.requests if r[1] != "/__mock/health"] == []
+
+
+# -- a paid target that is really our mock in disguise: a proxy that hides /__mock and counts paid creates ---
+
+
+def _disguised(provider: str, *, allow_spend: bool, budget: dict, seed: int = 5):
+    """Run the whole suite for ``provider`` against our mock behind a proxy that hides ``/__mock`` (so the
+    target is a paid one) and return ``(results, paid creates sent)``."""
+    from test_conformance_broken import CorruptingProxy
+
+    from mockserver.embedded import EmbeddedMock
+
+    key = "sk-disguised-mock-key-0123456789"
+    c = specs.load(provider)
+    with EmbeddedMock(providers=[provider], speed=10.0, api_key=key, seed=seed) as mock, \
+            CorruptingProxy(mock.url, None, hide_mock=True) as proxy:
+        os.environ[c.auth["env"]] = key
+        bases = {h["id"]: mock.base_url(provider, h["id"]).replace(mock.url, proxy.url) for h in c.hosts}
+        primary = c.hosts[0]["id"]
+        sources = {}
+        if not any(op.kind_for({}) == "generate" or isinstance(op.kind, dict) for op in c.operations()):
+            sources[provider] = mock.admin("POST", "videos", {"provider": provider, "seconds": 4})["id"]
+        target = open_target([provider], base_url=bases[primary], host_urls={h: u for h, u in bases.items()
+                                                                          if h != primary})
+        assert target.kind == "remote" and not target.free
+        config = RunConfig(providers=[provider], checks=registry.select(None), seed=seed, examples=4,
+                           negative_examples=2, unknown_examples=2, lifecycle_runs=2, lifecycle_steps=6,
+                           job_timeout=20, allow_spend=allow_spend, source_video_ids=sources, **budget)
+        try:
+            results = execute(config, target)
+        finally:
+            target.close()
+        paid = paid_requests(provider, [(m, p, b"") for m, p in proxy.seen],
+                             {h: u for h, u in bases.items()})
+    return results, paid
+
+
+@pytest.mark.parametrize("provider", specs.provider_ids())
+def test_max_paid_jobs_bounds_paid_creates_and_the_lifecycle_runs_on_them(provider):
+    results, paid = _disguised(provider, allow_spend=True, budget={"max_paid_jobs": 2})
+    assert 1 <= len(paid) <= 2, paid
+    assert results.spend["paid_requests"] == len(paid) and results.spend["remaining"]["paid_jobs"] == 2 - len(paid)
+    for check in ("job_accepted", "job_finishes", "completed_has_assets"):
+        o = results.outcome(provider, check)
+        assert o.passed > 0 and o.failed == 0, (check, o.skip_reason, o.failures[:1])
+    assert results.ok, results.failures[:2]
+
+
+@pytest.mark.parametrize("provider", ["openai", "fal", "onerouter"])
+def test_without_allow_spend_no_paid_create_reaches_the_disguised_mock(provider):
+    results, paid = _disguised(provider, allow_spend=False, budget={})
+    assert paid == []
+    assert "--allow-spend" in (results.outcome(provider, "job_accepted").skip_reason or "")

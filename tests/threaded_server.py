@@ -21,16 +21,22 @@ def serve(handler: Callable[[web.Request], Awaitable[web.StreamResponse]], metho
     ready = threading.Event()
     box: dict = {}
 
-    async def handle(request: web.Request) -> web.StreamResponse:  # any callable returning an awaitable
+    async def any_request(request: web.BaseRequest) -> web.StreamResponse:
+        if method != "*" and request.method != method:
+            return web.Response(status=405, headers={"Allow": method})
         return await handler(request)
 
     def run() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        app = web.Application()
-        app.router.add_route(method, "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None)
-        loop.run_until_complete(runner.setup())
+        # a low-level server: every request reaches the handler, whatever its path (a router would answer
+        # a path it cannot match, e.g. one holding an encoded newline, with its own plain-text 404)
+        async def setup() -> web.ServerRunner:
+            runner = web.ServerRunner(web.Server(any_request), access_log=None)
+            await runner.setup()
+            return runner
+
+        runner = loop.run_until_complete(setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         loop.run_until_complete(site.start())
         box["url"] = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001

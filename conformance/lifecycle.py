@@ -474,6 +474,11 @@ _CANCEL_EFFECT = Source("mock", "our mock cancels a queued or running job at onc
 _REMIX_REJECT = Source("mock", "our mock rejects a remix of a source that is not completed (a 4xx)")
 
 
+def _reject_expectation(state: str | None) -> str:
+    """The provider.yaml ``expectations`` name of "a remix of a source in ``state`` is rejected"."""
+    return "remix_rejects_deleted" if state == "deleted" else "remix_rejects_unfinished"
+
+
 @check("cancel_semantics", "lifecycle", "Cancel behaves as documented: the answer is a status the contract "
        "declares with a body in its schema; a cancelled job stays cancelled; an accepted cancel of a queued job "
        "never lets it complete; cancelling a finished job leaves it unchanged.", events=("cancel", "final"),
@@ -537,7 +542,8 @@ def remix_lineage(run: ProviderRun, ev: Event) -> None:
                 run.expect("remix_lineage", job.final in ("failed", "cancelled", None),
                            f"a remix of a source that was not completed ({job.remix_source_state}) completed",
                            exchange=job.submit.exchange, operation=job.label(),
-                           source=run.source("remix_lineage", "remix_rejects_unfinished", _REMIX_REJECT))
+                           source=run.source("remix_lineage", _reject_expectation(job.remix_source_state),
+                                             _REMIX_REJECT))
         return
     expect = ev.data.get("expect")
     ans = job.submit
@@ -554,7 +560,7 @@ def remix_lineage(run: ProviderRun, ev: Event) -> None:
         run.expect("remix_lineage", 400 <= ans.status < 500,
                    f"a remix of a {ev.data.get('state')} source answered {ans.status}, expected a 4xx",
                    exchange=ans.exchange, operation=job.label(),
-                   source=run.source("remix_lineage", "remix_rejects_unfinished", _REMIX_REJECT))
+                   source=run.source("remix_lineage", _reject_expectation(ev.data.get("state")), _REMIX_REJECT))
         return
     if not ans.ok:
         return

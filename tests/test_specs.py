@@ -232,3 +232,21 @@ def test_mock_only_declarations_are_marked():
     c = specs.load("openai")
     marks = sch.response_marks(c, c.operation("retrieveVideo"), 404)
     assert marks["assumption"] and not marks["mock_only"]
+
+
+@pytest.mark.parametrize("pid", PROVIDERS)
+def test_documented_expectations_quote_their_source(pid):
+    """Every provider.yaml ``expectations`` entry quotes its source file verbatim (as x-source does)."""
+    for name, entry in (specs.load(pid).provider.get("expectations") or {}).items():
+        assert validate.source_problem({"file": entry["source"], "quote": entry["quote"]}) is None, name
+
+
+def test_a_documented_expectation_is_a_doc_source():
+    from conformance.context import ProviderRun, RunConfig
+    from conformance.lifecycle import _REMIX_REJECT
+    from conformance.results import Results
+
+    run = ProviderRun(specs.load("fal"), None, None, None, Results([], ["fal"], 1), RunConfig(["fal"]), [])
+    src = run.source("remix_lineage", "remix_rejects_deleted", _REMIX_REJECT)
+    assert src.kind == "doc" and src.documented and "cannot be used for remixing" in src.quote
+    assert run.source("remix_lineage", "remix_rejects_unfinished", _REMIX_REJECT) is _REMIX_REJECT

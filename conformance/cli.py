@@ -185,8 +185,10 @@ def cmd_checks() -> int:
     t.add_column("category", no_wrap=True)
     t.add_column("origin", no_wrap=True)
     t.add_column("asserts")
+    t.add_column("expectation from (default; a contract's x-mock-only / x-assumption or provider.yaml expectations "
+                 "refine it per evaluation)")
     for c in all_checks():
-        t.add_row(c.name, c.category, c.origin, c.description)
+        t.add_row(c.name, c.category, c.origin, c.description, c.source.label())
     Console(width=None if sys.stdout.isatty() else 160).print(t)
     return EXIT_OK
 

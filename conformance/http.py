@@ -176,6 +176,11 @@ class _Adapter(HTTPAdapter):
                 client.guard.release(request)
             ex = client.exchange_of(request, None, time.monotonic() - t0, started, error=str(exc))
             client.emit(ex)
+            if client.control is not None and (client.control.stopped or (
+                    isinstance(exc, requests.Timeout) and client.control.remaining() is not None
+                    and client.control.remaining() < 0.1)):
+                # the run's deadline (or a signal) cut this request short: not an answer of the target's
+                raise RunStopped(client.control.reason or "max_time") from None
             raise
         ex = client.exchange_of(request, resp, time.monotonic() - t0, started)
         resp.exchange = ex

@@ -232,3 +232,22 @@ def test_a_signal_stops_the_run_within_2_s_and_writes_every_report(tmp_path, sig
     assert data["stopped"] == "interrupted" and any(e["name"] == "interrupted" for e in data["suite_errors"])
     assert "<testsuites" in (out / "j.xml").read_text()
     assert "# Conformance report" in (out / "r.md").read_text()
+
+
+def test_max_time_ends_the_run_with_exit_3_and_reports_what_ran(tmp_path):
+    report = tmp_path / "r.json"
+    t0 = time.monotonic()
+    code = main(["run", "--all", "--max-time", "4", "--no-progress", "--json", str(report)])
+    took = time.monotonic() - t0
+    assert code in (1, 3) and code == 3, code  # nothing fails on our mock: an incomplete verdict is 3
+    assert took < 4 + 10, f"a --max-time 4 run took {took:.1f} s"
+    data = json.loads(report.read_text())
+    assert data["stopped"] == "max_time" and any(e["name"] == "max_time" for e in data["suite_errors"])
+    assert any("stopped early" in (o["skip_reason"] or "") for o in data["outcomes"])
+
+
+def test_checks_lists_every_check_with_its_expectation_source(capsys):
+    assert main(["checks"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("method_not_allowed", "mock:", "RFC 9110", "--job-timeout"):
+        assert needle in out, needle

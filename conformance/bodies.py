@@ -39,6 +39,7 @@ class Request:
         path_params: values of path parameters (the remix source when ``x-source`` is in the path).
         kind: ``generate`` | ``remix``.
         requested: what the body explicitly asks for: ``{"seconds": int|None, "size": "WxH"|None}``.
+        query, headers: query parameters and extra headers of the request (a webhook URL, for example).
     """
 
     op: Operation
@@ -47,6 +48,17 @@ class Request:
     path_params: dict[str, str] = field(default_factory=dict)
     kind: str = "generate"
     requested: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def set_at(self, where: str, name: str, value: str) -> None:
+        """Put ``value`` in the request: a ``query`` or ``header`` parameter, or the ``body`` at a JSON pointer."""
+        if where == "query":
+            self.query[name] = value
+        elif where == "header":
+            self.headers[name] = value
+        elif where == "body" and isinstance(self.body, dict):
+            set_pointer(self.body, name, value)
 
 
 def set_pointer(body: dict, pointer: str, value: Any) -> None:

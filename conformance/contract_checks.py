@@ -37,6 +37,7 @@ from typing import Any
 import requests
 
 from specs import Contract, Operation
+from specs.ids import ID_FORMATS, new_id
 
 from . import schema as sch
 from .bodies import set_pointer
@@ -249,8 +250,6 @@ def generate(st_op, mode: str, n: int, seed: int, on_error=None) -> list:
 
 def unknown_id(contract: Contract, rng: random.Random) -> str:
     """An id shaped like the provider's (provider.yaml ``ids``: prefix + format) that does not exist."""
-    from mockserver.engine import ID_FORMATS, new_id
-
     ids = contract.provider.get("ids") or {}
     fmt = ids.get("format") if ids.get("format") in ID_FORMATS else "opaque"
     return new_id(rng, ids.get("prefix") or "", fmt, wall_ms=int(rng.random() * (1 << 47)))

@@ -11,17 +11,13 @@ from urllib.parse import urlsplit
 
 from specs import Contract
 from specs import validate as sv
+from specs.families import roles_by_family
 
 from . import schema as sch
 from .context import ProviderRun
 from .registry import check
 
-ROLES = {
-    "video_object": {"create", "list", "retrieve", "delete", "remix", "edit", "content"},
-    "queue": {"submit", "status", "status_stream", "result", "cancel"},
-    "job": {"submit", "retrieve", "cancel"},
-    "sync": {"run"},
-}
+ROLES = roles_by_family()  # family -> its operation roles (specs/families.py)
 
 
 @check("spec_valid", "document", "The contract, and each host's flattened view of it, is valid OpenAPI 3.1, and "

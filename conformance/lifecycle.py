@@ -22,6 +22,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from specs.media import probe_mp4
+
 from . import schema as sch
 from .bodies import BodyError, build
 from .context import ProviderRun, op_label, sub_seed
@@ -31,13 +33,7 @@ from .http import RunStopped
 from .registry import Source, check
 from .spend import SpendBlocked
 
-
-def probe_mp4(data: bytes) -> dict:
-    """Width, height and duration of an MP4 (``{"width", "height", "duration_seconds", "codec"}``); raises
-    ValueError when the bytes are not a playable MP4 (the media module of the mock, which both tools use)."""
-    from mockserver.media import probe_mp4 as probe
-
-    return probe(data)
+WEBHOOK_WAIT = 10.0  # seconds the suite waits at most, after the jobs ended, for their webhook deliveries
 
 # ------------------------------------------------------------------------------------------- events
 
@@ -115,7 +111,10 @@ def terminal_is_final(run: ProviderRun, ev: Event) -> None:
     snap, prev = ev.snap, ev.prev
     if prev is None or not prev.terminal:
         return
-    same = snap.status == prev.status and set(snap.neutral) == set(prev.neutral)
+    if snap.status is MISSING or prev.status is MISSING:  # a webhook or a sync answer: only its meaning counts
+        same = set(snap.neutral) == set(prev.neutral)
+    else:
+        same = snap.status == prev.status and set(snap.neutral) == set(prev.neutral)
     run.expect("terminal_is_final", same,
                f"terminal status {prev.status!r} ({'/'.join(prev.neutral)}) changed to {snap.status!r} "
                f"({'/'.join(snap.neutral) or '?'})", exchange=snap.exchange, operation=ev.job.label())
@@ -577,6 +576,46 @@ def remix_lineage(run: ProviderRun, ev: Event) -> None:
         run.ok("remix_lineage")
 
 
+@check("webhook_consistent", "lifecycle", "A job that asked for a webhook (a callback URL in its request, or the "
+       "project's webhook) gets a delivery once it ends, in the shape the contract declares, naming the job and the "
+       "terminal status it reached.", events=("webhook",), needs_spend=True,
+       source=Source("contract", "the creating operation's callbacks (or the contract's webhooks) and x-delivery"))
+def webhook_consistent(run: ProviderRun, ev: Event) -> None:
+    from .webhooks import delivered_state
+
+    job, deliveries = ev.job, ev.data["deliveries"]
+    if not deliveries:
+        run.fail("webhook_consistent", f"no webhook delivery for {job.label()} ({job.final}) within "
+                 f"{ev.data['waited']:.0f} s of its end", exchange=job.submit.exchange, operation=job.label())
+        return
+    from .webhooks import Callback
+
+    # a per-request callback declares one body; project webhooks one per event type (any of them may come)
+    shapes = [(job.callback.schema_ptr, job.callback.delivery)] if isinstance(job.callback, Callback) \
+        else list(job.callback)
+    for d in deliveries:
+        if d.json is None:
+            run.fail("webhook_consistent", f"a webhook delivery for {job.label()} is not JSON: {d.body[:100]!r}",
+                     operation=job.label())
+            return
+        errs = [sch.errors(run.contract.openapi, ptr, d.json) if ptr else [] for ptr, _ in shapes]
+        if all(errs):
+            run.fail("webhook_consistent", f"a webhook delivery does not match its declared schema: {errs[0][0]}",
+                     operation=job.label())
+            return
+        delivery = shapes[errs.index(next(e for e in errs if not e))][1]
+        ident, neutral = delivered_state(run.contract, delivery, d.json)
+        if ident != job.id and job.driver.family != "sync":
+            run.fail("webhook_consistent", f"a webhook delivery for {job.label()} names {ident!r}",
+                     operation=job.label())
+            return
+        if job.final and neutral and job.final not in neutral:
+            run.fail("webhook_consistent", f"the webhook says {'/'.join(neutral)} for a job that ended {job.final}",
+                     operation=job.label())
+            return
+    run.ok("webhook_consistent")
+
+
 @check("generate_has_no_lineage", "lifecycle", "A job generated from a prompt names no remix source.",
        events=("submit",), needs_spend=True,
        source=Source("contract", "the lineage field (remixed_from_*) of a job that is not a remix"))
@@ -754,6 +793,7 @@ class Monitor:
                 for kind in c.events:
                     self.handlers[kind].append(c.fn)
         self.jobs: list[Job] = []
+        self.webhook_jobs: list[Job] = []
         self.hints_seen: dict[int, int] = {}
 
     def emit(self, ev: Event) -> None:
@@ -908,7 +948,7 @@ class Lifecycle:
         return ok
 
     def submit(self, driver: Driver, fail: bool, seconds: int | None, size: str | None,
-               hold: bool = False) -> Job | None:
+               hold: bool = False, webhook: bool = False) -> Job | None:
         from .fixtures import generate_ops
 
         ops = generate_ops(driver)
@@ -919,11 +959,41 @@ class Lifecycle:
         req = self._build(ops[0], "generate", seconds=seconds, size=size, keep_output=True)
         if req is None:
             return None
+        hook = self._ask_webhook(req) if webhook else None
         job = self._guarded(driver.submit, req, fail=fail and self.ours, hold=hold and self.ours)
         if job is None:
             return None
+        self._note_webhook(job, hook, webhook)
         self._observe_submit(job, expect="accept")
         return job if job.submit.ok else None
+
+    def _ask_webhook(self, req) -> tuple[str, Any] | None:
+        """Give a request a webhook URL of its own on the receiver, where its operation declares a callback
+        (``x-delivery``); returns ``(receiver path, callback)`` or None."""
+        from .webhooks import callback_of, new_token
+
+        receiver = self.run.target.receiver
+        cb = callback_of(self.run.contract, req.op) if receiver is not None else None
+        if cb is None:
+            return None
+        token = new_token()
+        req.set_at(cb.in_, cb.name, receiver.url(token))
+        return f"/hook/{token}", cb
+
+    def _note_webhook(self, job: Job, hook, wanted: bool) -> None:
+        """Remember where a job's webhook goes: its own URL, or the project's (OpenAI, set where the server
+        started); those jobs are judged by ``webhook_consistent`` at the end of the run."""
+        if hook is not None:
+            job.webhook, job.callback = hook
+        elif wanted and self.run.id in self.run.target.project_webhooks:
+            from .webhooks import project_webhooks
+
+            hooks = project_webhooks(self.run.contract)
+            if hooks:
+                job.webhook = self.run.target.project_webhooks[self.run.id]
+                job.callback = hooks
+        if job.webhook is not None:
+            self.m.webhook_jobs.append(job)
 
     def advance(self, job: Job, to: str) -> bool:
         """Move a held job on our mock to ``in_progress`` or its ``end`` now (admin API); False elsewhere."""
@@ -965,7 +1035,7 @@ class Lifecycle:
         return job.source_id or job.id
 
     def remix(self, source: Job | str, driver: Driver, op, seconds: int | None, fail: bool = False,
-              hold: bool = False) -> Job | None:
+              hold: bool = False, webhook: bool = False) -> Job | None:
         if not self._can_create(seconds):
             return None
         if isinstance(source, Job):
@@ -980,10 +1050,12 @@ class Lifecycle:
         req = self._build(op, "remix", source_id=ref, seconds=seconds, keep_output=self.rng.random() < 0.5)
         if req is None:
             return None
+        hook = self._ask_webhook(req) if webhook else None
         job = self._guarded(driver.submit, req, fail=fail and self.ours, hold=hold and self.ours,
                             source=source if isinstance(source, Job) else None)
         if job is None:
             return None
+        self._note_webhook(job, hook, webhook)
         expect = None
         if before == "completed":
             expect = "accept"
@@ -1149,7 +1221,7 @@ class Lifecycle:
         if d.family == "sync" and job.expect_failure and not job.submit.ok:
             self.m.emit(Event("final", job=job))  # the forced failure is the answer itself
             return
-        if job.deleted or not job.submit.ok or not job.id or getattr(job, "finished", False):
+        if job.deleted or not job.submit.ok or not job.id or job.finished:
             return
         job.finished = True
         if job.held and not job.ended:
@@ -1199,6 +1271,54 @@ class Lifecycle:
                 self.m.emit(Event("download", job=job, download=dl))
         self.m.emit(Event("final", job=job))
 
+    def collect_webhooks(self) -> None:
+        """Wait (bounded) for the webhooks of the jobs that asked for one and ended, then emit a ``webhook``
+        event per job; every delivery is also an observation of its job."""
+        receiver = self.run.target.receiver
+        jobs = [j for j in self.m.webhook_jobs if j.ended and not j.webhook_judged]
+        if receiver is None or not jobs:
+            return
+        wait = min(WEBHOOK_WAIT, max(0.5, max(j.deadline for j in jobs) - time.monotonic()))
+        receiver.wait(sorted({j.webhook for j in jobs if j.webhook.startswith("/hook/")}), wait,
+                      stop=lambda: self.run.stopped)
+        if any(not j.webhook.startswith("/hook/") for j in jobs):  # project webhooks: one path, many jobs
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and not self.run.stopped and not all(
+                    self._deliveries(j) for j in jobs if not j.webhook.startswith("/hook/")):
+                self.run.control.sleep(0.05)
+        from .webhooks import delivered_state
+
+        for job in jobs:
+            job.webhook_judged = True
+            deliveries = self._deliveries(job)
+            for d in deliveries:
+                ident, neutral = delivered_state(self.run.contract, self._delivery_map(job, d), d.json)
+                snap = Snapshot(at=time.monotonic(), http_status=200, id=ident, neutral=neutral, body=d.json,
+                                source="webhook")
+                job.snapshots.append(snap)
+                self.m.observe(job, snap)
+            self.m.emit(Event("webhook", job=job, data={"deliveries": deliveries, "waited": wait}))
+
+    def _delivery_map(self, job: Job, d) -> dict:
+        """The ``x-delivery`` mapping that reads delivery ``d`` of ``job`` (project webhooks: the one whose
+        declared schema the body matches)."""
+        from .webhooks import Callback
+
+        if isinstance(job.callback, Callback):
+            return job.callback.delivery
+        for ptr, mapping in job.callback:
+            if ptr is None or not sch.errors(self.run.contract.openapi, ptr, d.json):
+                return mapping
+        return job.callback[0][1]
+
+    def _deliveries(self, job: Job) -> list:
+        from .webhooks import delivered_state
+
+        got = self.run.target.receiver.for_path(job.webhook)
+        if job.webhook.startswith("/hook/"):
+            return got
+        return [d for d in got if delivered_state(self.run.contract, self._delivery_map(job, d), d.json)[0] == job.id]
+
     # -- the opening: every property exercised on every run ----------------------------------------------
     def opening(self, generators: list[Driver], remixers: list, pick: int) -> list[Job]:
         """A fixed sequence run first in every state-machine run, so that every property is exercised every
@@ -1210,19 +1330,19 @@ class Lifecycle:
         sources = list(pool.sources) if pool else []
         remix_pick = remixers[pick % len(remixers)] if remixers else None
 
-        def new(hold: bool = True, fail: bool = False) -> Job | None:
+        def new(hold: bool = True, fail: bool = False, webhook: bool = False) -> Job | None:
             if generators:
-                job = self.submit(generators[0], fail, None, None, hold=hold)
+                job = self.submit(generators[0], fail, None, None, hold=hold, webhook=webhook)
             elif remixers and sources:
                 d, op = remixers[0]
-                job = self.remix(sources[pick % len(sources)], d, op, None, fail=fail, hold=hold)
+                job = self.remix(sources[pick % len(sources)], d, op, None, fail=fail, hold=hold, webhook=webhook)
             else:
                 job = None
             if job is not None:
                 out.append(job)
             return job
 
-        main = new()
+        main = new(webhook=True)
         if main is None:
             return out
         driver = main.driver
@@ -1254,7 +1374,7 @@ class Lifecycle:
             if fresh is not None:
                 out.append(fresh)
         if self.ours:
-            failing = new(fail=True)                         # forced to fail (X-Mock-Fault)
+            failing = new(fail=True, webhook=True)           # forced to fail (X-Mock-Fault)
             if failing is not None:
                 self.finish(failing)
                 if remix_pick is not None:
@@ -1389,6 +1509,7 @@ def make_machine(run: ProviderRun):
         def teardown(self):
             for job in list(self.monitor.jobs):
                 self.life.finish(job)
+            self.life.collect_webhooks()
             for d in listers:
                 self.life.list(d, 100, complete=True)
             self.monitor.flush_hints()
@@ -1483,6 +1604,18 @@ def skip_reason(run: ProviderRun, name: str) -> str:
         return "the contract has no remix operation"
     if name == "asset_matches_metadata":
         return "no downloaded asset came with declared metadata (file_size, width, height, duration)"
+    if name == "webhook_consistent":
+        from .webhooks import callback_of, project_webhooks
+
+        per_request = any(callback_of(run.contract, op) for op in run.contract.operations())
+        if not per_request and not project_webhooks(run.contract):
+            return "the contract declares no webhook"
+        if run.target.receiver is None:
+            return ("webhooks are checked only when every host of the target is on this machine (a remote "
+                    "provider cannot reach the suite's receiver)")
+        if not per_request and run.id not in run.target.project_webhooks:
+            return ("project webhooks go to the URL the target was started with (e.g. mockserver serve "
+                    "--openai-webhook-url); the suite cannot set it")
     if run.stopped:
         return f"not reached: the run stopped early ({run.control.reason})"
     jobs = len(seen["first"])

@@ -116,6 +116,10 @@ def execute(config: RunConfig, target: Target, *, progress: Progress = _noop, cl
     guard = SpendGuard.for_config(target, contracts, config)
     client = Client(guard=guard, timeout=config.timeout, trust_env=not target.loopback,
                     pool=max(32, config.workers * len(config.providers)), control=control)
+    if target.receiver is None and target.loopback and target.hosts:
+        from .webhooks import WebhookReceiver
+
+        target.receiver = WebhookReceiver()  # per-request webhooks of jobs on a target on this machine
     if config.only_target_hosts:
         from urllib.parse import urlsplit
 

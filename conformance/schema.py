@@ -10,29 +10,21 @@ import json
 from typing import Any
 
 from specs import Contract, Operation
+from specs import pointers as sp
 from specs.validate import pointer, resolve_pointer
 
 _DOC_URI = "urn:contract:doc"
 
 
 def deref(doc: dict, node: Any, limit: int = 20) -> Any:
-    """Follow local ``$ref`` chains; returns the first node that is not a bare reference."""
-    seen = 0
-    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and seen < limit:
-        node = resolve_pointer(doc, node["$ref"])
-        seen += 1
-    return node
+    """Follow local ``$ref`` chains; returns the first node that is not a bare reference (specs.pointers.deref;
+    raises KeyError for a reference that names nothing)."""
+    return sp.deref(doc, node, strict=True, max_depth=limit)
 
 
 def deref_ptr(doc: dict, ptr: str) -> str:
     """The pointer of the object a pointer designates after following ``$ref`` chains."""
-    node = resolve_pointer(doc, ptr)
-    seen = 0
-    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and seen < 20:
-        ptr = node["$ref"]
-        node = resolve_pointer(doc, ptr)
-        seen += 1
-    return ptr
+    return sp.deref_pointer(doc, ptr, max_depth=20)[1]
 
 
 def op_pointer(op: Operation) -> tuple:
@@ -79,9 +71,8 @@ def response_marks(contract: Contract, op: Operation, status: int) -> dict[str, 
     for key in (str(status), f"{str(status)[0]}XX", f"{str(status)[0]}xx", "default"):
         if key not in responses:
             continue
-        node = responses[key]
         out: dict[str, Any] = {"key": key, "mock_only": None, "assumption": None}
-        for _ in range(20):
+        for node in sp.ref_chain(doc, responses[key], max_depth=20):
             if not isinstance(node, dict):
                 break
             if node.get("x-mock-only") and out["mock_only"] is None:
@@ -90,9 +81,6 @@ def response_marks(contract: Contract, op: Operation, status: int) -> dict[str, 
             if assumed and out["assumption"] is None:
                 first = assumed[0] if isinstance(assumed, list) and assumed else assumed
                 out["assumption"] = str(first.get("chosen") if isinstance(first, dict) else first).strip()
-            if not isinstance(node.get("$ref"), str):
-                break
-            node = resolve_pointer(doc, node["$ref"])
         return out
     return None
 

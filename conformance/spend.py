@@ -107,15 +107,9 @@ class SpendLedger:
 
 
 def params_rules(contract: specs.Contract) -> dict[str, dict]:
-    """The request-field mapping of a provider: mockserver's DEFAULT_PARAMS updated with provider.yaml
+    """The request-field mapping of a provider: specs.DEFAULT_PARAMS updated with provider.yaml
     ``mock.params`` (``{"seconds": {"pointer": "/duration", "default": 4}, "size": {...}, ...}``)."""
-    from mockserver.families.base import DEFAULT_PARAMS
-
-    rules = {k: dict(v) for k, v in DEFAULT_PARAMS.items()}
-    for k, v in ((contract.provider.get("mock") or {}).get("params") or {}).items():
-        if isinstance(v, dict) and "pointer" in v:
-            rules[k] = dict(v)
-    return rules
+    return contract.params_rules()
 
 
 

@@ -65,6 +65,8 @@ class Target:
     notes: list[str] = field(default_factory=list)
     enforces_key: bool = False
     free_target: bool = False
+    receiver: Any = None  # conformance.webhooks.WebhookReceiver when every host is on this machine
+    project_webhooks: dict[str, str] = field(default_factory=dict)  # provider -> receiver path it posts to
 
     @property
     def ours(self) -> bool:
@@ -107,6 +109,9 @@ class Target:
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None
+        if self.receiver is not None:
+            self.receiver.close()
+            self.receiver = None
 
 
 def _opener(loopback: bool) -> urllib.request.OpenerDirector:
@@ -196,9 +201,19 @@ def open_target(providers: list[str], *, base_url: str | None = None, host_urls:
             raise TargetError("--host-url needs --base-url")
         from mockserver.embedded import EmbeddedMock
 
+        from .webhooks import WebhookReceiver, project_webhooks
+
         key = "sk-conformance-" + secrets.token_hex(8)
-        mock = EmbeddedMock(providers=list(providers), speed=speed, seed=seed, api_key=key, journal_size=50)
-        mock.start()
+        receiver = WebhookReceiver()  # project-level webhooks (OpenAI) go where the server starts: here
+        project = {pid: receiver.project_url(pid) for pid in providers if project_webhooks(contracts[pid])}
+        extra = {"openai_webhook_url": project["openai"]} if "openai" in project else {}
+        mock = EmbeddedMock(providers=list(providers), speed=speed, seed=seed, api_key=key, journal_size=50,
+                            **extra)
+        try:
+            mock.start()
+        except BaseException:
+            receiver.close()
+            raise
         hosts = {(pid, h["id"]): mock.base_url(pid, h["id"]) for pid in providers for h in contracts[pid].hosts}
         creds = {}
         for pid in providers:
@@ -206,7 +221,9 @@ def open_target(providers: list[str], *, base_url: str | None = None, host_urls:
             creds[pid] = Credentials(header=auth["header"], scheme=auth.get("preferred") or auth["schemes"][0],
                                      key=key, env=auth["env"])
         return Target(kind="embedded", label=f"embedded mock at {mock.url} (speed {speed:g})", hosts=hosts,
-                      mock_root=mock.url, credentials=creds, embedded=mock, clock="system", enforces_key=True)
+                      mock_root=mock.url, credentials=creds, embedded=mock, clock="system", enforces_key=True,
+                      receiver=receiver, project_webhooks={p: u.split(receiver.base, 1)[1] for p, u in
+                                                           project.items()})
 
     base_url = base_url.rstrip("/")
     health = probe_mock(base_url, timeout=probe_timeout)

@@ -32,6 +32,7 @@ from .assets import VARIANTS, asset_bytes, bytes_response, file_name
 from .expect import expect_continue
 from .faults import _NUMERIC as _FAULT_NUMERIC
 from .faults import FaultError
+from .media import MAX_SIDE, parse_size
 
 PREFIX = "/__mock"
 _SEED_SECONDS = (1, 60)
@@ -65,8 +66,6 @@ def _is_number(value: Any) -> bool:
 
 def _seed_size_error(size: Any) -> str | None:
     """Why ``size`` cannot be a seeded video's size (the media encoder needs even sides up to MAX_SIDE)."""
-    from .media import MAX_SIDE, parse_size
-
     try:
         dims = parse_size(size)
     except ValueError:

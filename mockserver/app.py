@@ -14,182 +14,41 @@ Everything provider-specific comes from ``specs/<id>/``; the family adapters hol
 from __future__ import annotations
 
 import asyncio
-import collections
-import itertools
 import json
 import logging
-import random
 import re
 import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
-import specs
-from specs import Contract, Operation
-from specs.validate import deref
+from specs import Contract, Operation, mount_prefix
+from specs.pointers import deref
 
-from . import engine as eng
+from . import admin
 from .config import MockConfig
 from .expect import expect_continue
+from .families import family_for
+from .faults import FAULT_HEADER, FAULT_KEY, faults_middleware, journal_middleware
+from .http import (
+    STATE_KEY,
+    JournalEntry,
+    dumps,
+    error_response,
+    new_request_id,
+    redact_headers,
+    redact_url,
+    request_id_header_names,
+    stamp_request_id,
+)
+from .replay import install as install_replay
+from .state import HostMount, MockState
 from .timing import TIMING_HEADER, TimingHeaderError
 from .validation import HostValidator, parse_json_body
 
 log = logging.getLogger("mockserver")
-_RUN_ID = uuid.uuid4().hex[:12]
-_REQUEST_SEQ = itertools.count(1)
-STATE_KEY = web.AppKey("mock_state", object)
 MAX_BODY_BYTES = 64 * 1024 * 1024
-_REDACT_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"}
-
-
-def redact_headers(headers) -> dict[str, str]:
-    """Copy headers with credentials replaced by ``[REDACTED]`` (keys never reach journals or logs)."""
-    return {k: ("[REDACTED]" if k.lower() in _REDACT_HEADERS else v) for k, v in headers.items()}
-
-
-def redact_url(url: str) -> str:
-    """Drop query values that look like secrets (key, token, signature, ...) from a URL or path."""
-    return re.sub(r"(?i)([?&](?:[a-z_]*key|token|sig|signature|secret|x-amz-[a-z-]+)=)[^&]*", r"\1[REDACTED]", url)
-
-
-@dataclass
-class HostMount:
-    """One provider host as served by this mock: where it is mounted and its compiled contract."""
-
-    contract: Contract
-    host: dict
-    prefix: str  # URL path prefix in this server, up to the host base URL's path ("/openai/v1")
-    validator: HostValidator
-    operations: list[Operation]
-    family: Any = None
-    handlers: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def provider(self) -> str:
-        return self.contract.id
-
-    @property
-    def host_id(self) -> str:
-        return self.host["id"]
-
-
-class JournalEntry:
-    """One request as kept in the admin journal. Headers and URL are kept by reference and redacted when
-    the journal is read (:meth:`to_json`), which keeps the hot path cheap; they never leave the process
-    unredacted."""
-
-    __slots__ = ("time", "method", "rel_url", "provider", "operation", "status", "duration_ms", "headers",
-                 "fault")
-
-    def __init__(self, time: float, method: str, rel_url: Any, provider: str | None, operation: str | None,
-                 headers: Any):
-        self.time = time
-        self.method = method
-        self.rel_url = rel_url
-        self.provider = provider
-        self.operation = operation
-        self.headers = headers
-        self.status: int | None = None
-        self.duration_ms: float | None = None
-        self.fault: str | None = None
-
-    @property
-    def path(self) -> str:
-        return str(self.rel_url)
-
-    def to_json(self) -> dict:
-        """JSON view with credentials redacted (headers and secret-looking query values)."""
-        return {"time": round(self.time, 3), "method": self.method, "path": redact_url(self.path),
-                "provider": self.provider, "operation": self.operation, "status": self.status,
-                "duration_ms": None if self.duration_ms is None else round(self.duration_ms, 3),
-                "headers": redact_headers(self.headers), "fault": self.fault}
-
-
-class MockState:
-    """All state of one mock server: contracts, the job store, the clock, faults, journal and webhooks.
-
-    Created by :func:`build_app`; reachable from handlers as ``request.app[STATE_KEY]``.
-    """
-
-    def __init__(self, config: MockConfig):
-        from .faults import FaultBook
-        from .webhooks import WebhookDispatcher
-
-        config.validate()
-        self.config = config
-        self.rng = random.Random(config.seed)
-        self.clock = eng.ManualClock() if config.clock == "manual" else eng.SystemClock(speed=config.speed)
-        self.store = eng.JobStore(self.clock, rng=random.Random(config.seed + 1))
-        self.contracts: dict[str, Contract] = {pid: specs.load(pid) for pid in config.providers}
-        self.mounts: list[HostMount] = []
-        self.journal: collections.deque[JournalEntry] = collections.deque(maxlen=config.journal_size)
-        try:
-            self.faults = FaultBook(self, config.faults)
-        except ValueError as exc:
-            from .config import ConfigError
-
-            raise ConfigError(f"--fault: {exc}") from None
-        self.webhooks = WebhookDispatcher(self)
-        self.public_base_url: str = config.public_base_url or ""
-        self.started = time.time()
-        self.ca_path: str | None = None
-        self.replay = None
-        self._jobs_moved: asyncio.Event | None = None
-
-    # -- jobs moved out of band -------------------------------------------------------------------
-    def jobs_moved_event(self) -> asyncio.Event:
-        """An event that is set the next time a job is moved by the admin API (``advance``).
-
-        Waiters that sleep until a job's next status change (the synchronous family) take it *before*
-        reading the state and wait on it with their timeout, so an advanced job wakes them at once.
-        """
-        if self._jobs_moved is None:
-            self._jobs_moved = asyncio.Event()
-        return self._jobs_moved
-
-    def jobs_moved(self) -> None:
-        """Wake everything that schedules by job timing: waiters of :meth:`jobs_moved_event` and the
-        webhook dispatcher (which then delivers the events of jobs that just became terminal)."""
-        event, self._jobs_moved = self._jobs_moved, None
-        if event is not None:
-            event.set()
-        self.webhooks.wake()
-
-    # -- provider helpers -------------------------------------------------------------------------
-    def timing(self, provider: str) -> eng.Timing:
-        """The lifecycle timing of a provider: provider.yaml ``mock`` defaults, overridden by config."""
-        base = self.contracts[provider].provider["mock"]
-        over = self.config.timings.get(provider, {})
-        return eng.Timing(queued=float(over.get("queued_seconds", base["queued_seconds"])),
-                          in_progress=float(over.get("in_progress_seconds", base["in_progress_seconds"])))
-
-    def asset_ttl(self, provider: str) -> float:
-        base = self.contracts[provider].provider["mock"]
-        return float(self.config.timings.get(provider, {}).get("asset_ttl_seconds", base["asset_ttl_seconds"]))
-
-    def mount_for(self, provider: str, host_id: str | None = None) -> HostMount:
-        for m in self.mounts:
-            if m.provider == provider and (host_id is None or m.host_id == host_id):
-                return m
-        raise KeyError(f"{provider}/{host_id} is not mounted")
-
-    def base_url(self, provider: str, host_id: str | None = None) -> str:
-        """Absolute URL of a mounted host, like the real provider's base URL (``.../openai/v1``)."""
-        return self.public_base_url.rstrip("/") + self.mount_for(provider, host_id).prefix
-
-    def wall(self) -> float:
-        """Current wall-clock time in unix seconds as the mock reports it (follows the virtual clock)."""
-        return self.clock.wall()
-
-    def to_wall(self, virtual: float | None) -> int | None:
-        """Convert a virtual engine time (seconds) to integer unix seconds, or None."""
-        if virtual is None:
-            return None
-        return int(self.clock.to_wall(virtual))
 
 
 class Ctx:
@@ -229,26 +88,12 @@ class Ctx:
         return self.state.base_url(self.provider, host_id or self.mount.host_id)
 
     def json(self, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-        return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+        return web.json_response(data, status=status, headers=headers, dumps=dumps)
 
     def error(self, kind: str, message: str | None = None, param: str | None = None,
               status: int | None = None, headers: dict[str, str] | None = None) -> web.Response:
         """The provider's error envelope for a neutral error kind (``not_found``, ``validation`` ...)."""
         return error_response(self.contract, kind, message, param, status, headers)
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"))
-
-
-def error_response(contract: Contract, kind: str, message: str | None = None, param: str | None = None,
-                   status: int | None = None, headers: dict[str, str] | None = None) -> web.Response:
-    """Render ``kind`` in ``contract``'s error envelope as an aiohttp response."""
-    code, body = contract.error_body(kind, message=message, param=param, status=status)
-    hdrs = dict(headers or {})
-    if code == 429 and "Retry-After" not in hdrs:
-        hdrs["Retry-After"] = "1"
-    return web.json_response(body, status=code, headers=hdrs, dumps=_dumps)
 
 
 # -- auth ---------------------------------------------------------------------------------------------
@@ -297,45 +142,6 @@ def _scheme_hint(auth: dict) -> str:
 
 
 # -- request pipeline ---------------------------------------------------------------------------------
-_ID_HEADERS: dict[tuple[str, str], tuple[str, ...]] = {}
-
-
-def _request_id_headers(op: Operation) -> tuple[str, ...]:
-    key = (op.provider, op.operation_id)
-    if key not in _ID_HEADERS:
-        names = set()
-        for resp in (op.definition.get("responses") or {}).values():
-            for h in (resp.get("headers") or {}) if isinstance(resp, dict) else {}:
-                if h.lower().endswith("request-id"):
-                    names.add(h.lower())
-        _ID_HEADERS[key] = tuple(sorted(names)) or ("x-request-id",)
-    return _ID_HEADERS[key]
-
-
-def stamp_request_id(response: web.StreamResponse, op: Operation | list[Operation]) -> web.StreamResponse:
-    """Give ``response`` the request-id headers (``x-request-id``, ``x-fal-request-id`` ...) of an operation
-    (or of several: a 404/405 of a mount) unless it has them: every answer carries them, errors included
-    (auth, validation, injected faults, unknown paths), as the contracts declare them on every status."""
-    rid = f"req_{_RUN_ID}{next(_REQUEST_SEQ):010x}"
-    headers = response.headers
-    for name in _id_header_names(tuple(op) if isinstance(op, list) else (op,)):
-        if name not in headers:
-            headers[name] = rid
-    return response
-
-
-_ID_NAMES: dict[tuple, tuple[str, ...]] = {}
-
-
-def _id_header_names(ops: tuple[Operation, ...]) -> tuple[str, ...]:
-    """The request-id header names the operations declare (memoised by operation: read on every answer)."""
-    key = tuple((o.provider, o.operation_id) for o in ops)
-    names = _ID_NAMES.get(key)
-    if names is None:
-        names = _ID_NAMES[key] = tuple(sorted({n for o in ops for n in _request_id_headers(o)}))
-    return names
-
-
 def make_handler(mount: HostMount, op: Operation):
     """Build the aiohttp handler for one contract operation."""
     has_body = "requestBody" in op.definition
@@ -396,14 +202,14 @@ def make_handler(mount: HostMount, op: Operation):
         except Exception as exc:  # a mock bug still answers in the provider's envelope, and is logged
             log.exception("mock error in %s %s", op.method, op.path)
             response = error_response(mount.contract, "server_error", f"mock internal error: {type(exc).__name__}")
-        rid = f"req_{_RUN_ID}{next(_REQUEST_SEQ):010x}"
+        rid = new_request_id()
         headers = response.headers
         for name in id_names:
             if name not in headers:
                 headers[name] = rid
         return response
 
-    id_names = _id_header_names((op,))
+    id_names = request_id_header_names((op,))
     handler.core = guarded
     handler.guarded = guarded
     handler.mock_meta = (mount, op)  # read by the faults middleware and the journal
@@ -450,8 +256,6 @@ async def _parse_body(request: web.Request, raw: bytes, text_fields: frozenset[s
     if ctype == "multipart/form-data":
         return await _parse_multipart(request, raw, text_fields)
     if ctype == "application/x-www-form-urlencoded":
-        from urllib.parse import parse_qsl
-
         return dict(parse_qsl(raw.decode("utf-8", "replace")))
     return raw
 
@@ -573,8 +377,6 @@ def _operation_route(state: MockState, handler):
     """The route handler of one operation: journal entry, then faults (only when one can apply: installed
     rules, a rate limit or an ``X-Mock-Fault`` header), then the pipeline. This is the faults and journal
     middleware of DESIGN.md fused into one frame, because status polls are the hot path (bench/load.py)."""
-    from .faults import FAULT_HEADER, FAULT_KEY, faults_middleware
-
     mount, op = handler.mock_meta
     guarded = handler.guarded
     journal, book = state.journal, state.faults
@@ -604,12 +406,6 @@ def _operation_route(state: MockState, handler):
     return routed
 
 
-def mount_prefix(contract: Contract, host: dict, at_root: bool) -> str:
-    """The URL prefix a host is served under: its mount (or nothing at the root) plus the base URL path."""
-    base_path = urlsplit(host["base_url"]).path.rstrip("/")
-    return ("" if at_root else host["mount"]) + base_path
-
-
 def build_app(config: MockConfig | None = None) -> web.Application:
     """Build the aiohttp application for a configuration (see :class:`MockConfig`).
 
@@ -617,10 +413,6 @@ def build_app(config: MockConfig | None = None) -> web.Application:
         mockserver.config.ConfigError: invalid configuration (one clear line).
         specs.SpecError: a contract cannot be loaded.
     """
-    from . import admin
-    from .families import family_for
-    from .faults import journal_middleware
-
     config = config or MockConfig()
     state = MockState(config)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -630,7 +422,7 @@ def build_app(config: MockConfig | None = None) -> web.Application:
         contract = state.contracts[pid]
         for i, host in enumerate(contract.hosts):
             at_root = config.single_provider and i == 0
-            prefix = mount_prefix(contract, host, at_root)
+            prefix = mount_prefix(host, at_root)
             ops = [op for op in contract.operations() if op.host == host["id"]]
             mount = HostMount(contract=contract, host=host, prefix=prefix,
                               validator=HostValidator(contract, host["id"]), operations=ops)
@@ -658,9 +450,7 @@ def build_app(config: MockConfig | None = None) -> web.Application:
                 app.router.add_route(method, mount.prefix + path, handler, expect_handler=expect_continue)
     app.router.add_route("*", "/{__tail__:.*}", fallback, expect_handler=expect_continue)
     if config.replay:  # serve a recorded cassette before the live engine (mockserver/replay.py)
-        from .replay import install
-
-        install(app, state)
+        install_replay(app, state)
     app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)
     return app
@@ -674,3 +464,8 @@ async def _on_startup(app: web.Application) -> None:
 async def _on_cleanup(app: web.Application) -> None:
     state: MockState = app[STATE_KEY]
     await state.webhooks.stop()
+
+
+# Names other modules and tools import from here (they live in mockserver.http and mockserver.state).
+__all__ = ["MAX_BODY_BYTES", "STATE_KEY", "Ctx", "HostMount", "JournalEntry", "MockState", "build_app", "check_auth",
+           "error_response", "make_handler", "redact_headers", "redact_url", "stamp_request_id"]

@@ -24,8 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import STATE_KEY, MockState, build_app
+from .app import build_app
 from .config import MockConfig
+from .http import STATE_KEY
+from .state import MockState
 
 TLS_NAMES = ["127.0.0.1", "localhost", "api.localhost", "*.localhost"]
 

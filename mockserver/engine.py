@@ -37,9 +37,10 @@ import random
 import struct
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
+
+from specs.ids import ID_FORMATS, new_id
 
 __all__ = [
     "ACTIVE",
@@ -439,46 +440,7 @@ def state_at(job: Job, now: float) -> State:
 
 # ------------------------------------------------------------------------------------------------- ids
 
-#: Id formats of ``ids.format`` in provider.yaml (see docs/contracts.md).
-ID_FORMATS: frozenset[str] = frozenset({"uuid4", "hex32", "hex48", "ulid", "opaque"})
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_OPAQUE = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def new_id(rng: random.Random, prefix: str = "", fmt: str = "uuid4", wall_ms: int | None = None) -> str:
-    """Generate one id: ``prefix`` + a body in format ``fmt``, drawing randomness only from ``rng``.
-
-    Formats (``ids.format`` in provider.yaml):
-        uuid4: ``764cabcf-b745-4b3e-ae38-1200304cf45b`` (version-4 UUID, e.g. fal request ids);
-        hex32: 32 lowercase hex digits;
-        hex48: 48 lowercase hex digits (OpenAI ``video_68f0...4dc5``, seed 000 / openai-python);
-        ulid:  26 Crockford base32 chars, 48-bit ``wall_ms`` timestamp + 80 random bits;
-        opaque: 32 chars of [0-9A-Za-z].
-
-    Args:
-        rng: a seeded ``random.Random`` (reproducible runs with ``--seed``).
-        wall_ms: unix milliseconds for the ULID time part (required for ``ulid``; ignored otherwise).
-
-    Raises:
-        ValueError: on an unknown format, or ``ulid`` without a valid ``wall_ms``.
-    """
-    if fmt == "uuid4":
-        body = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-    elif fmt == "hex32":
-        body = f"{rng.getrandbits(128):032x}"
-    elif fmt == "hex48":
-        body = f"{rng.getrandbits(192):048x}"
-    elif fmt == "ulid":
-        if wall_ms is None or not 0 <= wall_ms < 1 << 48:
-            raise ValueError(f"ulid ids need wall_ms in [0, 2**48), got {wall_ms!r}")
-        n = (int(wall_ms) << 80) | rng.getrandbits(80)
-        body = "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(25, -1, -1))
-    elif fmt == "opaque":
-        body = "".join(rng.choice(_OPAQUE) for _ in range(32))
-    else:
-        raise ValueError(f"unknown id format {fmt!r}; expected one of {sorted(ID_FORMATS)}")
-    return prefix + body
+# ID_FORMATS and new_id live in the kernel (specs/ids.py): the conformance suite draws unknown ids with them.
 
 
 # ----------------------------------------------------------------------------------------------- store

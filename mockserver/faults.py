@@ -37,6 +37,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .http import STATE_KEY, JournalEntry, error_response, stamp_request_id
+
 FAULT_KINDS = ("rate_limit", "server_error", "bad_gateway", "unavailable", "latency", "hang", "reset",
                "generation_failure")
 _STATUS_KIND = {"rate_limit": "rate_limited", "server_error": "server_error", "bad_gateway": "bad_gateway",
@@ -225,8 +227,6 @@ def _meta(request: web.Request):
 @web.middleware
 async def faults_middleware(request: web.Request, handler):
     """Apply injected faults and the rate limit before the provider handler runs."""
-    from .app import STATE_KEY, error_response, stamp_request_id
-
     mount, op = _meta(request)
     if mount is None:
         return await handler(request)
@@ -280,8 +280,6 @@ def _reset(request: web.Request) -> Exception:
 @web.middleware
 async def journal_middleware(request: web.Request, handler):
     """Record provider requests in the admin journal (credentials redacted)."""
-    from .app import STATE_KEY, JournalEntry
-
     if request.path.startswith("/__mock"):
         return await handler(request)
     state = request.app[STATE_KEY]

@@ -1,8 +1,8 @@
 """Replay a recorded cassette: ``mockserver serve --replay CASSETTE`` serves a recorded flow offline.
 
-The cassette format is the one written by the drift recorder (``conformance/drift/cassette.py``; read here
-without importing it, so the mock stays independent of the conformance package): a JSON file with
-``provider``, ``hosts`` (host id -> the base URL recorded against) and ordered ``interactions``.
+The cassette format is the one the drift recorder of the conformance suite writes (:mod:`specs.cassette`, in
+the contract kernel both tools share): a JSON file with ``provider``, ``hosts`` (host id -> the base URL
+recorded against) and ordered ``interactions``.
 
 How requests are answered (:class:`Replayer`, installed as an aiohttp middleware in front of the live
 routes when ``config.replay`` is set):
@@ -39,9 +39,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 
-from .config import ConfigError
+from specs.cassette import REDACTED, Cassette, CassetteError
 
-REDACTED = "[REDACTED]"
+from .assets import bytes_response
+from .config import ConfigError
+from .faults import journal_middleware
+from .http import STATE_KEY
+
 REPLAY_HEADER = "X-Mock-Replay"
 _DROP_HEADERS = {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive", "date",
                  "server", "content-type"}
@@ -78,7 +82,7 @@ class Replayer:
     origins: set[str] = field(default_factory=set)
     auth_header: str = "authorization"
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    cassette: Any = field(default=None, repr=False)  # conformance.drift.cassette.Cassette
+    cassette: Cassette | None = field(default=None, repr=False)
 
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -88,8 +92,6 @@ class Replayer:
         Raises:
             ConfigError: unreadable or invalid cassette, or its provider is not served by this mock.
         """
-        from conformance.drift.cassette import Cassette, CassetteError  # the one reader of the format
-
         try:
             cassette = Cassette.load(path)
         except CassetteError as exc:
@@ -210,8 +212,6 @@ class Replayer:
                 headers[REPLAY_HEADER] = f"{entry.seq}; synthesized"
             ctype_b = body.get("content_type") or (ctype or "application/octet-stream").split(";")[0]
             if status == 200 and request.headers.get("Range"):
-                from .assets import bytes_response
-
                 out = bytes_response(request, data, ctype_b)
                 out.headers.update(headers)
                 return out
@@ -253,8 +253,6 @@ def _origin(url: str) -> str:
 
 
 def _local_origin(request: web.Request) -> str:
-    from .app import STATE_KEY
-
     configured = request.app[STATE_KEY].config.public_base_url
     if configured:
         return configured.rstrip("/")
@@ -272,8 +270,6 @@ def install(app: web.Application, state) -> Replayer:
     Called by ``build_app`` when ``config.replay`` is set, after the provider hosts are mounted.
     Replayed requests are journaled like live ones. Raises ConfigError for a bad cassette.
     """
-    from .faults import journal_middleware
-
     replayer = Replayer.load(state.config.replay, state)
     state.replay = replayer
 

@@ -18,7 +18,7 @@ from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from specs import Contract
-from specs.validate import deref
+from specs.pointers import deref
 
 
 class _Request:

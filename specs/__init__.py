@@ -10,7 +10,20 @@ Public API:
 - :func:`provider_ids` -- the ids of every vendored provider, sorted.
 - :func:`load_all` -- every provider's contract.
 - :func:`load_admin` -- the mock admin API contract (an OpenAPI dict).
+- :func:`mount_prefix` -- the URL path a host is served under by the mock.
 - :class:`SpecError` / :class:`UnknownProviderError` -- the only errors raised.
+
+``specs`` is the contract kernel both tools are built on (``mockserver`` and ``conformance``); it imports
+neither. Its modules:
+
+- :mod:`specs.pointers` -- JSON pointers and ``$ref`` resolution;
+- :mod:`specs.templates` -- the template language of provider.yaml (error envelopes, mock bodies);
+- :mod:`specs.expressions` -- OpenAPI runtime expressions (callback URLs);
+- :mod:`specs.ids` -- id formats (``ids.format``) and id generation;
+- :mod:`specs.families` -- the table of protocol families (roles, capabilities, implementations);
+- :mod:`specs.cassette` -- the cassette format (recorded traffic, read by the mock's replay);
+- :mod:`specs.media` -- MP4 probing;
+- :mod:`specs.validate` -- checks of the contract documents themselves.
 """
 
 from __future__ import annotations
@@ -25,11 +38,25 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .families import FAMILY_NAMES
+from .pointers import get_pointer
+from .templates import TemplateError, fill
+
 SPECS_DIR = Path(__file__).resolve().parent
 ADMIN_ID = "mockadmin"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 NEUTRAL_STATES = ("queued", "in_progress", "completed", "failed", "cancelled")
-FAMILIES = ("video_object", "queue", "job", "sync")
+FAMILIES = FAMILY_NAMES  # the rows of specs/families.py
+
+#: The request-field mapping every provider starts from (provider.yaml ``mock.params`` overrides entries):
+#: neutral parameter -> ``{pointer, default?, map?}``. See :meth:`Contract.params_rules`.
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "prompt": {"pointer": "/prompt"},
+    "seconds": {"pointer": "/seconds", "default": 4},
+    "size": {"pointer": "/size", "default": "720x1280"},
+    "model": {"pointer": "/model"},
+    "delete_video": {"pointer": "/delete_video", "default": False},
+}
 
 
 class SpecError(Exception):
@@ -112,10 +139,11 @@ class Operation:
         """
         if not isinstance(self.kind, dict):
             return self.kind
-        node = body
-        for token in str(self.kind.get("pointer", "")).lstrip("/").split("/"):
-            node = node.get(token) if isinstance(node, dict) and token else (node if not token else None)
-        return self.kind.get("map", {}).get(node, self.kind.get("default"))
+        node = get_pointer(body, str(self.kind.get("pointer", "")))
+        try:
+            return self.kind.get("map", {}).get(node, self.kind.get("default"))
+        except TypeError:  # an unhashable value (object, list) at the pointer picks no entry
+            return self.kind.get("default")
 
     @property
     def may_remix(self) -> bool:
@@ -203,20 +231,49 @@ class Contract:
         Returns:
             ``(http_status, body)`` where body is JSON-ready data shaped like the provider's envelope.
 
+        The envelope is provider.yaml ``errors.template`` (or the kind's own ``template``) rendered by
+        :func:`specs.templates.fill` with the variables ``$message $type $code $param $status``.
+
         Raises:
-            SpecError: the kind is not declared.
+            SpecError: the kind is not declared, or its template names another variable.
         """
         spec = self.error_kind(kind)
         http_status = status or spec.get("status", 400)
         values = {
-            "$message": message or spec.get("message") or kind.replace("_", " "),
-            "$type": spec.get("type", kind),
-            "$code": spec.get("code", spec.get("type", kind)),
-            "$param": param,
-            "$status": http_status,
+            "message": message or spec.get("message") or kind.replace("_", " "),
+            "type": spec.get("type", kind),
+            "code": spec.get("code", spec.get("type", kind)),
+            "param": param,
+            "status": http_status,
         }
         template = spec.get("template", self.provider["errors"]["template"])
-        return http_status, _fill_template(template, values)
+        try:
+            return http_status, fill(template, values, f"{self.id} provider.yaml errors.kinds.{kind}")
+        except TemplateError as exc:
+            raise SpecError(str(exc)) from None
+
+    def params_rules(self) -> dict[str, dict[str, Any]]:
+        """The request-field mapping of this provider: :data:`DEFAULT_PARAMS` updated with provider.yaml
+        ``mock.params`` (entries that are objects with a ``pointer``).
+
+        Returns a fresh dict (callers may change it): neutral parameter -> rule, e.g.
+        ``{"seconds": {"pointer": "/duration", "default": 4}, "size": {"pointer": "/aspect_ratio", "map":
+        {"16:9": "1280x720"}, "default": "1280x720"}, ...}``. The mock reads a job's parameters with it
+        (``seconds`` in seconds, ``size`` as ``WxH``); the conformance suite builds request bodies with it.
+        """
+        rules = {k: dict(v) for k, v in DEFAULT_PARAMS.items()}
+        for k, v in ((self.provider.get("mock") or {}).get("params") or {}).items():
+            if isinstance(v, dict) and "pointer" in v:
+                rules[k] = dict(v)
+        return rules
+
+    def mount_prefix(self, host_id: str, at_root: bool = False) -> str:
+        """The URL path one of this provider's hosts is served under by the mock (see :func:`mount_prefix`).
+
+        Raises:
+            SpecError: no such host.
+        """
+        return mount_prefix(self.host(host_id), at_root)
 
     # -- contract helpers -------------------------------------------------------------------------
     def operations(self) -> list[Operation]:
@@ -298,14 +355,12 @@ class Contract:
         return copy.deepcopy(doc)
 
 
-def _fill_template(template: Any, values: dict[str, Any]) -> Any:
-    if isinstance(template, str):
-        return values.get(template, template)
-    if isinstance(template, dict):
-        return {k: _fill_template(v, values) for k, v in template.items()}
-    if isinstance(template, list):
-        return [_fill_template(v, values) for v in template]
-    return template
+def mount_prefix(host: dict, at_root: bool = False) -> str:
+    """The URL path prefix a provider host is served under by the mock: its ``mount`` (``/fal``; nothing
+    when the host is served at the root of a single-provider mock, ``at_root``) plus the path of its
+    ``base_url`` (``/v1`` of ``https://api.openai.com/v1``). ``host`` is an entry of provider.yaml ``hosts``."""
+    base_path = urlsplit(host["base_url"]).path.rstrip("/")
+    return ("" if at_root else host["mount"]) + base_path
 
 
 def _check_ids(contract: Contract) -> None:
@@ -367,7 +422,7 @@ def load_admin() -> dict:
 
 
 __all__ = [
-    "ADMIN_ID", "FAMILIES", "NEUTRAL_STATES", "SPECS_DIR", "Contract", "Operation", "SpecError",
-    "UnknownProviderError", "load", "load_admin", "load_all", "provider_ids", "read_yaml",
+    "ADMIN_ID", "DEFAULT_PARAMS", "FAMILIES", "NEUTRAL_STATES", "SPECS_DIR", "Contract", "Operation", "SpecError",
+    "UnknownProviderError", "load", "load_admin", "load_all", "mount_prefix", "provider_ids", "read_yaml",
     "validate_provider_metadata",
 ]

@@ -9,9 +9,9 @@ import json
 import httpx
 import pytest
 
-from conformance.drift.cassette import Cassette, CassetteError, encode_body
 from conformance.drift.recorder import Recorder
 from conformance.drift.redact import REDACTED, Redactor
+from specs.cassette import Cassette, CassetteError, encode_body
 
 
 def test_headers_credentials_are_redacted_and_other_headers_kept():

@@ -2,7 +2,8 @@
 
 Modules (each usable as a library):
 
-- :mod:`.cassette` -- the cassette format (:class:`Cassette`, :class:`Interaction`), JSON on disk.
+- :mod:`specs.cassette` -- the cassette format (:class:`Cassette`, :class:`Interaction`), JSON on disk (in the
+  contract kernel: the mock's ``--replay`` reads it too).
 - :mod:`.redact` -- secret redaction applied when traffic is captured.
 - :mod:`.recorder` -- :class:`Recorder`: httpx transports that record any client's traffic.
 - :mod:`.flows` -- scripted per-family flows (``run_flow``) under the spend guard.
@@ -14,7 +15,8 @@ Modules (each usable as a library):
 Replay of cassettes is served by the mock: ``mockserver serve --replay CASSETTE`` (mockserver/replay.py).
 """
 
-from .cassette import Cassette, CassetteError, Interaction
+from specs.cassette import Cassette, CassetteError, Interaction
+
 from .findings import Finding, Report, render
 from .observed import check_cassette
 from .recorder import Recorder

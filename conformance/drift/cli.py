@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import specs
+from specs.cassette import Cassette, CassetteError
 
-from .cassette import Cassette, CassetteError
+from ..html_report import write_findings
+from ..spend import SpendGuard
 from .findings import FAIL_ON, FORMATS, Report, render
 from .flows import FlowError, FlowOptions, SpendRefused, is_free_host, is_local, resolve_hosts, run_flow
 from .observed import check_cassette
@@ -80,7 +82,9 @@ def _add_report_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("reports")
     g.add_argument("--format", choices=FORMATS, default="text", help="report format on stdout (default text)")
     g.add_argument("--report", metavar="FORMAT=PATH", action="append", default=[],
-                   help="also write a report file, e.g. junit=drift.xml, markdown=drift.md (repeatable)")
+                   help="also write a report file, e.g. junit=drift.xml, markdown=drift.md, html=drift.html "
+                   "(repeatable)")
+    g.add_argument("--html", metavar="PATH", help="write a self-contained HTML report (same as --report html=PATH)")
     g.add_argument("--fail-on", choices=FAIL_ON, default="breaking",
                    help="exit 1 when a finding reaches this class: breaking (default), non-breaking, any, none")
 
@@ -178,11 +182,8 @@ def _api_key(contract: specs.Contract, args: argparse.Namespace, hosts: dict[str
 
 
 def _spend_guard(contract: specs.Contract, hosts: dict[str, str], free_hosts: set[str], options: FlowOptions) -> Any:
-    """The conformance suite's per-request spend guard (conformance/spend.py) when it is available."""
-    try:
-        from conformance.spend import SpendGuard
-    except Exception:  # the conformance core is another module; the pre-flight check still applies
-        return None
+    """The conformance suite's per-request spend guard (conformance/spend.py), or None when it cannot be built
+    (the pre-flight check still applies)."""
 
     class _Target:
         free = len(free_hosts) == len(hosts)
@@ -250,14 +251,20 @@ def _write_reports(report: Report, args: argparse.Namespace) -> None:
     for item in args.report:
         fmt, sep, path = item.partition("=")
         fmt = "markdown" if fmt == "md" else fmt
-        if not sep or fmt not in FORMATS or not path:
-            raise UsageError(f"--report must look like junit=drift.xml (formats: {', '.join(FORMATS)}), not {item!r}")
+        if not sep or fmt not in (*FORMATS, "html") or not path:
+            raise UsageError(f"--report must look like junit=drift.xml (formats: {', '.join(FORMATS)}, html), "
+                             f"not {item!r}")
         targets.append((fmt, Path(path)))
+    if getattr(args, "html", None):
+        targets.append(("html", Path(args.html)))
     for fmt, path in targets:
         try:
             if path.parent and not path.parent.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(report, fmt, args.fail_on), encoding="utf-8")
+            if fmt == "html":
+                write_findings(report, path, args.fail_on)
+            else:
+                path.write_text(render(report, fmt, args.fail_on), encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write report {path}: {exc.strerror or exc}") from None
     sys.stdout.write(render(report, args.format, args.fail_on))

@@ -35,7 +35,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from specs import Contract, Operation
+from specs import Contract, Operation, mount_prefix
+from specs.pointers import set_pointer
 
 from .recorder import Recorder, origin
 from .schemawalk import MISSING, SchemaWalker, esc
@@ -124,8 +125,6 @@ def resolve_hosts(contract: Contract, base_url: str, host_urls: dict[str, str] |
     Raises:
         FlowError: ``host_urls`` names a host the provider does not have.
     """
-    from mockserver.app import mount_prefix
-
     hosts = contract.hosts
     known = {h["id"] for h in hosts}
     for hid in host_urls or {}:
@@ -139,26 +138,17 @@ def resolve_hosts(contract: Contract, base_url: str, host_urls: dict[str, str] |
             out[h["id"]] = h["base_url"].rstrip("/")
     else:
         for at_root in (False, True):
-            prefix = mount_prefix(contract, primary, at_root)
+            prefix = mount_prefix(primary, at_root)
             if prefix and base.endswith(prefix):
                 root = base[: -len(prefix)]
                 for h in hosts[1:]:
-                    out[h["id"]] = root + mount_prefix(contract, h, False)
+                    out[h["id"]] = root + mount_prefix(h, False)
                 break
     out.update({k: v.rstrip("/") for k, v in (host_urls or {}).items()})
     return out
 
 
 # -- request bodies -----------------------------------------------------------------------------------
-def _set_pointer(body: dict, pointer: str, value: Any) -> None:
-    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.lstrip("/").split("/") if t]
-    node = body
-    for t in tokens[:-1]:
-        node = node.setdefault(t, {})
-    if tokens:
-        node[tokens[-1]] = value
-
-
 def _sample(walker: SchemaWalker, ptr: str | None, name: str, options: FlowOptions) -> Any:
     if name == "prompt":
         return options.prompt
@@ -222,9 +212,9 @@ def request_body(contract: Contract, op: Operation, kind: str, source_id: str | 
     if isinstance(op.kind, dict):
         model = next((m for m, k in (op.kind.get("map") or {}).items() if k == kind), None)
         if model is not None:
-            _set_pointer(body, op.kind.get("pointer", "/model"), model)
+            set_pointer(body, op.kind.get("pointer", "/model"), model)
     if kind == "remix" and op.source and op.source.get("in") == "body" and source_id:
-        _set_pointer(body, op.source.get("pointer", "/video_id"), source_id)
+        set_pointer(body, op.source.get("pointer", "/video_id"), source_id)
     flat = walker.flatten(schema_ptr, body)
     for name, value in KEEP_REMIXABLE.items():
         if name in flat.properties and kind != "remix":

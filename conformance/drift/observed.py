@@ -47,8 +47,8 @@ from urllib.parse import unquote, urlsplit
 
 import specs
 from specs import Contract, Operation
+from specs.cassette import Cassette, Interaction, is_json_type, media_type
 
-from .cassette import Cassette, Interaction, is_json_type, media_type
 from .findings import Finding, Report
 from .schemawalk import SchemaWalker, esc
 

@@ -1,4 +1,4 @@
-"""A recorder that captures any httpx traffic into a :class:`~conformance.drift.cassette.Cassette`.
+"""A recorder that captures any httpx traffic into a :class:`~specs.cassette.Cassette`.
 
 Wrap a transport and every request through it is recorded (redacted at capture time), whatever code issues
 it: our flows, a conformance driver, or an SDK that accepts an httpx client::
@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .cassette import Cassette, Interaction, binary_summary, encode_body
+from specs.cassette import Cassette, Interaction, binary_summary, encode_body
+
 from .redact import Redactor
 
 MAX_BLOB_BYTES = 256 * 1024 * 1024

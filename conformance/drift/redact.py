@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
-REDACTED = "[REDACTED]"
+from specs.cassette import REDACTED  # the cassette format's placeholder (re-exported)
 
 _SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "authorization", "auth",
                  "signature", "sig", "credential", "credentials", "cookie", "session", "bearer"}

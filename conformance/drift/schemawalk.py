@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from specs.validate import resolve_pointer
+from specs.pointers import deref_pointer, resolve_pointer
 
 from .redact import REDACTED
 
@@ -126,16 +126,9 @@ class SchemaWalker:
         return resolve_pointer(self.doc, ptr)
 
     def deref(self, ptr: str) -> tuple[Any, str]:
-        """Follow a chain of pure ``$ref`` nodes; returns ``(node, pointer of the node)``."""
-        node = self.node(ptr)
-        for _ in range(32):
-            if isinstance(node, dict) and isinstance(node.get("$ref"), str) and len(node) == 1 \
-                    and node["$ref"].startswith("#"):
-                ptr = node["$ref"]
-                node = self.node(ptr)
-            else:
-                break
-        return node, ptr
+        """Follow a chain of pure ``$ref`` nodes; returns ``(node, pointer of the node)``. A ``$ref`` with
+        siblings is not followed (:meth:`flatten` merges it). Raises KeyError for a pointer naming nothing."""
+        return deref_pointer(self.doc, ptr, siblings="stop")
 
     def _validator(self, ptr: str):
         v = self._validators.get(ptr)

@@ -62,10 +62,10 @@ from typing import Any
 
 import specs
 from specs import HTTP_METHODS, SPECS_DIR
-from specs.validate import resolve_pointer
+from specs.pointers import deref
 
 from .findings import Finding, Report
-from .schemawalk import esc
+from .schemawalk import esc, json_type
 
 _MISSING = object()
 _TIGHTER_IF_SMALLER = ("maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties")
@@ -147,17 +147,8 @@ class _Side:
         self.doc = doc
 
     def deref(self, node: Any) -> Any:
-        for _ in range(32):
-            if isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#"):
-                try:
-                    target = resolve_pointer(self.doc, node["$ref"])
-                except (KeyError, IndexError, ValueError):
-                    return {}
-                extra = {k: v for k, v in node.items() if k != "$ref"}
-                node = {**target, **extra} if extra and isinstance(target, dict) else target
-            else:
-                break
-        return node
+        """Follow ``$ref`` chains, siblings laid over their target; ``{}`` for a reference naming nothing."""
+        return deref(self.doc, node, siblings="merge")
 
     def flat(self, node: Any, depth: int = 0) -> _S:
         s = _S()
@@ -235,8 +226,6 @@ class _Side:
 
 
 def _jtype(v: Any) -> str:
-    from .schemawalk import json_type
-
     t = json_type(v)
     return "number" if t == "integer" else t
 

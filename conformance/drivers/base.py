@@ -166,6 +166,11 @@ class Job:
     id: str
     request: Request
     submit: Answer
+    webhook: str | None = None                # receiver path a per-request or project webhook goes to
+    callback: Any = None                      # its conformance.webhooks.Callback, or (schema ptr, x-delivery)
+    webhook_judged: bool = False
+    finished: bool = False                    # Lifecycle.finish ran on it
+    polled_after_end: bool = False
     source: Job | None = None
     source_ref: str | None = None
     expect_failure: bool = False
@@ -469,9 +474,9 @@ class Driver:
         JSON pointer into the body. Returns ``(job, answer, response)``; the family fills in the id.
         ``fail`` and ``hold`` are mock controls (sent only to our mock, see :meth:`mock_headers`).
         """
-        headers = self.mock_headers(fail=fail, hold=hold)
+        headers = {**req.headers, **self.mock_headers(fail=fail, hold=hold)}
         resp = self.call(req.op, req.path_params, body=req.body, media_type=req.media_type, headers=headers,
-                         **call_kw)
+                         params=req.query or None, **call_kw)
         ans = self.answer(resp)
         job = Job(driver=self, kind=req.kind, id="", request=req, submit=ans, source=source, expect_failure=fail,
                   deadline=time.monotonic() + self.job_timeout, held="X-Mock-Timing" in headers)

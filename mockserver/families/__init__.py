@@ -8,17 +8,37 @@ family          providers               shape
 ``job``         aigateway               POST returns a ``job`` (202); poll ``GET /jobs/{id}``
 ``sync``        onerouter, fal.run      one call blocks until the video is ready
 =============== ======================= ==================================================================
+
+Which adapter serves a family is a column of the family table in the kernel (:mod:`specs.families`); this
+package holds the classes it names.
 """
 
 from __future__ import annotations
 
-import importlib
+from specs import families
 
-_MODULES = {"video_object": ("video_object", "VideoObjectFamily"), "queue": ("queue", "QueueFamily"),
-            "job": ("job", "JobFamily"), "sync": ("sync", "SyncFamily")}
+from .base import Family
+from .job import JobFamily
+from .queue import QueueFamily
+from .sync import SyncFamily
+from .video_object import VideoObjectFamily
+
+#: Adapter classes by dotted name, as :mod:`specs.families` names them.
+ADAPTERS: dict[str, type[Family]] = {f"{cls.__module__}.{cls.__qualname__}": cls
+                                     for cls in (VideoObjectFamily, QueueFamily, JobFamily, SyncFamily)}
 
 
-def family_for(name: str):
-    """The adapter class for a family name from provider.yaml. Raises KeyError for an unknown family."""
-    module, cls = _MODULES[name]
-    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+def family_for(name: str) -> type[Family]:
+    """The adapter class for a family name from provider.yaml (the ``adapter`` of its row in
+    :data:`specs.families.TABLE`).
+
+    Raises:
+        KeyError: an unknown family, or one whose adapter is not in this package.
+    """
+    adapter = families.get(name).adapter
+    if adapter not in ADAPTERS:
+        raise KeyError(f"family {name!r}: no mock adapter {adapter!r} in mockserver.families")
+    return ADAPTERS[adapter]
+
+
+__all__ = ["ADAPTERS", "Family", "JobFamily", "QueueFamily", "SyncFamily", "VideoObjectFamily", "family_for"]

@@ -14,7 +14,8 @@ and from ``provider.yaml`` (statuses, ids, error kinds, the ``mock`` section), n
         delete_video: {pointer: /delete_video, default: false}   # truthy: output deleted once delivered
 
 Without an entry, ``seconds`` comes from ``/seconds``, ``size`` from ``/size``, ``model`` from ``/model``
-and ``prompt`` from ``/prompt``. A remix inherits ``seconds`` and ``size`` from its source unless the
+and ``prompt`` from ``/prompt`` (``specs.DEFAULT_PARAMS``; the merged mapping is ``Contract.params_rules()``,
+which the conformance suite reads too). A remix inherits ``seconds`` and ``size`` from its source unless the
 request sets them.
 """
 
@@ -24,20 +25,13 @@ from typing import Any
 
 from aiohttp import web
 
-from specs.validate import get_pointer
+from specs.expressions import Message, callback_url
+from specs.pointers import get_pointer
 
 from .. import engine as eng
-from ..assets import VARIANTS, file_name
+from ..assets import VARIANTS, asset_bytes, file_name
 from ..media import MAX_SECONDS
 from ..timing import TIMING_HEADER, parse_timing_header
-
-DEFAULT_PARAMS = {
-    "prompt": {"pointer": "/prompt"},
-    "seconds": {"pointer": "/seconds", "default": 4},
-    "size": {"pointer": "/size", "default": "720x1280"},
-    "model": {"pointer": "/model"},
-    "delete_video": {"pointer": "/delete_video", "default": False},
-}
 
 
 class Family:
@@ -83,10 +77,8 @@ class Family:
 
     def params_from(self, body: Any, source: eng.Job | None) -> dict[str, Any]:
         """Neutral job parameters from a request body (see module docstring)."""
-        spec = dict(DEFAULT_PARAMS)
-        spec.update(self.mock.get("params") or {})
         out: dict[str, Any] = {}
-        for name, rule in spec.items():
+        for name, rule in self.contract.params_rules().items():
             value = get_pointer(body, rule["pointer"]) if isinstance(body, dict) else None
             if value is not None and "map" in rule:
                 value = rule["map"].get(str(value), rule.get("default"))
@@ -192,13 +184,23 @@ class Family:
 
     def file_object(self, job: eng.Job, variant: str = "video", extra: bool = True) -> dict[str, Any]:
         """A fal/sunra style file object: ``url``, ``content_type``, ``file_name``, ``file_size``."""
-        from ..assets import asset_bytes
-
         ctype = VARIANTS[variant][0]
         obj: dict[str, Any] = {"url": self.file_url(job, variant), "content_type": ctype,
                                "file_name": file_name(job.id, variant),
                                "file_size": len(asset_bytes(job.params, variant))}
         return obj
+
+    # -- webhooks -----------------------------------------------------------------------------------
+    def callback_url(self, ctx) -> str | None:
+        """The webhook URL a request names through its operation's OpenAPI ``callbacks``: the first callback
+        key (a runtime expression such as ``{$request.query.fal_webhook}``, ``{$request.body#/webhook_url}``
+        or ``{$request.header.X-Hook}``, evaluated by :mod:`specs.expressions`) that gives a non-empty string
+        in this request. None when the operation declares no callback or the request sets none."""
+        if not ctx.op.definition.get("callbacks"):
+            return None
+        request = Message(query=ctx.request.query, headers=ctx.request.headers, path=ctx.path_params,
+                          body=ctx.body, method=ctx.request.method)
+        return callback_url(self.contract.openapi, ctx.op.definition, request)
 
     def failure_message(self, job: eng.Job) -> str:
         return job.params.get("_failure_message") or "generation failed"

@@ -27,56 +27,14 @@ A cancelled job sends no event (the contract declares only those two event types
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from specs.validate import get_pointer
-
 from .. import engine as eng
 from .. import media
 from .base import Family
-
-_CALLBACK_EXPR = re.compile(
-    r"^\{\$request\.(?:body#(?P<pointer>/[^}]*)|query\.(?P<query>[^}]+)|header\.(?P<header>[^}]+))\}$")
-
-
-def _resolve_ref(document: dict, node: Any) -> Any:
-    """Follow a local ``$ref`` (``#/components/...``) in ``document``; other nodes are returned as is."""
-    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
-        target: Any = document
-        for token in node["$ref"][2:].split("/"):
-            target = target.get(token.replace("~1", "/").replace("~0", "~")) if isinstance(target, dict) else None
-        node = target
-    return node
-
-
-def callback_url(ctx) -> str | None:
-    """The webhook URL of a request, found through the operation's OpenAPI ``callbacks``.
-
-    Each callback key is a runtime expression (``{$request.body#/webhook_url}``,
-    ``{$request.query.fal_webhook}``, ``{$request.header.X-Hook}``); the first one that yields a non-empty
-    string in this request wins. Returns None when the operation declares no callback or the request sets
-    none.
-    """
-    document = ctx.contract.openapi
-    for callback in (ctx.op.definition.get("callbacks") or {}).values():
-        callback = _resolve_ref(document, callback)
-        for expression in callback or {}:
-            m = _CALLBACK_EXPR.match(str(expression))
-            if m is None:
-                continue
-            if m.group("pointer") is not None:
-                value = get_pointer(ctx.body, m.group("pointer")) if isinstance(ctx.body, dict) else None
-            elif m.group("query") is not None:
-                value = ctx.request.query.get(m.group("query"))
-            else:
-                value = ctx.request.headers.get(m.group("header"))
-            if isinstance(value, str) and value:
-                return value
-    return None
 
 
 def _is_http_url(value: str) -> bool:
@@ -181,7 +139,7 @@ class JobFamily(Family):
     # -- operations ---------------------------------------------------------------------------------
     async def op_submit(self, ctx) -> web.Response:
         body = ctx.body if isinstance(ctx.body, dict) else {}
-        hook = callback_url(ctx)
+        hook = self.callback_url(ctx)
         if hook is not None and not _is_http_url(hook):
             return ctx.error("validation", f"webhook URL {hook!r} must be an absolute http(s) URL",
                              param="webhook_url")
@@ -211,7 +169,7 @@ class JobFamily(Family):
     # -- webhooks -----------------------------------------------------------------------------------
     def webhook_target(self, ctx) -> str | None:
         """The request's ``webhook_url`` (found through the contract's ``callbacks``), or None."""
-        url = callback_url(ctx)
+        url = self.callback_url(ctx)
         return url if url and _is_http_url(url) else None
 
     def webhook_signing(self) -> str | None:

@@ -13,7 +13,8 @@ Wire shape (reference/protocols.md §2-3; fal-client 1.0.3 and sunra-client 0.6.
 - ``result`` answers the model output, the provider's failure error, or the "not completed yet" error.
 - ``cancel`` answers per the contract (fal 202/400/404 with a ``status`` word; sunra 200 or its envelope).
 
-Every provider difference is data in ``provider.yaml`` ``mock:`` (templates, see :func:`fill`):
+Every provider difference is data in ``provider.yaml`` ``mock:`` (templates in the language of
+:mod:`specs.templates`, rendered by :meth:`QueueOutputs.fill`):
 
 ``submit``      extra fields of the submit answer.
 ``status``      ``common`` fields of every status body, plus one map per neutral status (``queued``,
@@ -25,7 +26,8 @@ Every provider difference is data in ``provider.yaml`` ``mock:`` (templates, see
 ``cancel``      answers ``accepted`` / ``finished`` / ``unknown``: ``{status, body}`` or ``{error: kind,
                 message}`` (an ``errors.kinds`` entry).
 ``webhook``     the body POSTed to the per-request webhook (the query parameter named by the submit
-                operation's ``callbacks`` expression, e.g. ``{$request.query.fal_webhook}``).
+                operation's ``callbacks`` expression, e.g. ``{$request.query.fal_webhook}``, evaluated by
+                :mod:`specs.expressions`).
 ``output_id``   ``{prefix}``: the id a later remix names (fal's output ``video_id``) is ``prefix`` + the job
                 id without dashes, so it differs from the ``request_id`` as on fal (specs/fal provider.yaml
                 ``ids.note``) and a remix naming a request id is answered like an unknown video; a video
@@ -53,11 +55,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from specs.templates import Vars, fill
+
 from .. import engine as eng
-from ..app import stamp_request_id
+from ..http import stamp_request_id
 from .base import Family
 
-_VAR = re.compile(r"^\$([a-z_]+)$")
 _TRUE = {"1", "true"}
 _FALSE = {"0", "false"}
 
@@ -67,42 +70,6 @@ REQUEST_MARK = "_request"
 STREAM_MAX_SECONDS = 300.0
 #: Real seconds between two reads of a job's computed state while streaming.
 STREAM_POLL_SECONDS = 0.05
-
-
-class TemplateVars:
-    """Lazily computed template variables: ``{name: zero-argument function}``; each is computed once."""
-
-    def __init__(self, fns: dict[str, Callable[[], Any]]):
-        self._fns = fns
-        self._cache: dict[str, Any] = {}
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._fns
-
-    def get(self, name: str) -> Any:
-        if name not in self._cache:
-            self._cache[name] = self._fns[name]()
-        return self._cache[name]
-
-
-def fill(template: Any, values: TemplateVars) -> Any:
-    """A deep copy of ``template`` (JSON-shaped data from provider.yaml) with ``$name`` strings replaced.
-
-    Raises:
-        KeyError: a ``$name`` that is not a known variable (an authoring error in provider.yaml).
-    """
-    if isinstance(template, str):
-        m = _VAR.match(template)
-        if m is None:
-            return template
-        if m.group(1) not in values:
-            raise KeyError(f"unknown template variable {template} in provider.yaml mock")
-        return values.get(m.group(1))
-    if isinstance(template, dict):
-        return {k: fill(v, values) for k, v in template.items()}
-    if isinstance(template, list):
-        return [fill(v, values) for v in template]
-    return template
 
 
 def parse_flag(value: str | None) -> bool | None:
@@ -192,7 +159,7 @@ class QueueOutputs(Family):
 
     # -- template variables -------------------------------------------------------------------------
     def template_vars(self, job: eng.Job, st: eng.State, logs: bool = False,
-                      extra: dict[str, Callable[[], Any]] | None = None) -> TemplateVars:
+                      extra: dict[str, Callable[[], Any]] | None = None) -> Vars:
         """The variables of the ``mock:`` templates for one job at one state (see module docstring)."""
         fkind = self.contract.error_kind("generation_failed")
 
@@ -222,7 +189,16 @@ class QueueOutputs(Family):
             "created": lambda: self.wall(job.created),
         }
         fns.update(extra or {})
-        return TemplateVars(fns)
+        return Vars(fns)
+
+    def fill(self, template: Any, values: Vars) -> Any:
+        """Render a ``mock`` template of provider.yaml (:func:`specs.templates.fill`).
+
+        Raises:
+            specs.templates.TemplateError: the template names an unknown variable (a provider.yaml authoring
+                error; the pipeline answers it as a mock error, 500).
+        """
+        return fill(template, values, f"{self.contract.id} provider.yaml mock")
 
     def template(self, name: str) -> Any:
         """The ``mock.<name>`` template of provider.yaml. Raises KeyError (a mock bug: 500) when absent."""
@@ -233,7 +209,7 @@ class QueueOutputs(Family):
     # -- bodies -------------------------------------------------------------------------------------
     def result_body(self, job: eng.Job, st: eng.State) -> Any:
         """The model output of a completed job (``mock.result``)."""
-        return fill(self.template("result"), self.template_vars(job, st))
+        return self.fill(self.template("result"), self.template_vars(job, st))
 
     def failure_error(self, ctx, job: eng.Job) -> web.Response:
         """The provider's error for a failed generation (``generation_failed`` kind)."""
@@ -268,42 +244,21 @@ class QueueOutputs(Family):
         return [{"message": msg, "level": level, "source": "USER", "timestamp": iso(self.state.clock.to_wall(t))}
                 for level, msg, t in lines]
 
-    def answer(self, ctx, spec: dict, values: TemplateVars, message: str | None = None,
+    def answer(self, ctx, spec: dict, values: Vars, message: str | None = None,
                param: str | None = None) -> web.Response:
         """Render one ``mock`` answer: ``{status, body, headers?}`` or ``{error: kind, message?, param?}``
         (``message`` is used when the spec has none)."""
         if "error" in spec:
             return ctx.error(spec["error"], spec.get("message") or message, param=spec.get("param", param))
-        body = fill(spec.get("body", {}), values)
+        body = self.fill(spec.get("body", {}), values)
         return ctx.json(body, status=int(spec.get("status", 200)), headers=spec.get("headers"))
 
     # -- webhooks -----------------------------------------------------------------------------------
     def webhook_target(self, ctx) -> str | None:
-        """The per-request webhook URL: the query parameter (or body pointer) named by the submit
-        operation's ``callbacks`` expression (``{$request.query.fal_webhook}``, ``{$request.query.webhook}``)."""
-        for expr in self._callback_expressions(ctx.op):
-            m = re.fullmatch(r"\{?\$request\.query\.([A-Za-z0-9_.-]+)\}?", expr)
-            if m and ctx.request.query.get(m.group(1)):
-                return ctx.request.query[m.group(1)]
-            m = re.fullmatch(r"\{?\$request\.body#(/[^}]*)\}?", expr)
-            if m:
-                from specs.validate import get_pointer
-
-                value = get_pointer(ctx.body, m.group(1))
-                if isinstance(value, str) and value:
-                    return value
-        return None
-
-    def _callback_expressions(self, op) -> list[str]:
-        out = []
-        for cb in (op.definition.get("callbacks") or {}).values():
-            if isinstance(cb, dict) and "$ref" in cb:
-                node: Any = self.contract.openapi
-                for token in cb["$ref"].lstrip("#/").split("/"):
-                    node = node.get(token, {}) if isinstance(node, dict) else {}
-                cb = node
-            out.extend(k for k in (cb or {}) if isinstance(k, str))
-        return out
+        """The per-request webhook URL: the query parameter (or body field) named by the submit
+        operation's ``callbacks`` expression (``{$request.query.fal_webhook}``, ``{$request.query.webhook}``;
+        :meth:`Family.callback_url`)."""
+        return self.callback_url(ctx)
 
     def webhook_event(self, job: eng.Job, st: eng.State) -> tuple[str, dict[str, Any]]:
         """``(event, payload)`` for a terminal job (``mock.webhook`` template); OK delivers the output."""
@@ -319,7 +274,7 @@ class QueueOutputs(Family):
         values = self.template_vars(job, st, extra={"webhook_status": lambda: event,
                                                     "webhook_payload": lambda: payload,
                                                     "webhook_error": lambda: error})
-        return event, fill(self.template("webhook"), values)
+        return event, self.fill(self.template("webhook"), values)
 
 
 class QueueFamily(QueueOutputs):
@@ -342,8 +297,8 @@ class QueueFamily(QueueOutputs):
         spec = self.template("status")
         values = self.template_vars(job, st, logs=logs)
         body: dict[str, Any] = {"status": self.contract.status_value(st.status)}
-        body.update(fill(spec.get("common") or {}, values))
-        body.update(fill(spec.get(st.status) or {}, values))
+        body.update(self.fill(spec.get("common") or {}, values))
+        body.update(self.fill(spec.get(st.status) or {}, values))
         return body
 
     # -- operations ---------------------------------------------------------------------------------
@@ -360,7 +315,7 @@ class QueueFamily(QueueOutputs):
         values = self.template_vars(job, st)
         out = {"request_id": job.id, "response_url": values.get("response_url"),
                "status_url": values.get("status_url"), "cancel_url": values.get("cancel_url")}
-        out.update(fill(self.mock.get("submit") or {}, values))
+        out.update(self.fill(self.mock.get("submit") or {}, values))
         return ctx.json(out)
 
     async def op_status(self, ctx) -> web.Response:
@@ -421,7 +376,7 @@ class QueueFamily(QueueOutputs):
         answers = self.template("cancel")
         job = self.find(rid)
         if job is None:
-            return self.answer(ctx, answers["unknown"], TemplateVars({"request_id": lambda: rid}),
+            return self.answer(ctx, answers["unknown"], Vars({"request_id": lambda: rid}),
                                message=f"request {rid!r} not found", param="request_id")
         st = self.job_state(job)
         if self.store.cancel(job):

@@ -1,4 +1,8 @@
-"""Cassettes: recorded HTTP traffic of a provider flow, redacted, as one JSON file.
+"""The cassette format: recorded HTTP traffic of a provider flow, redacted, as one JSON file.
+
+The drift recorder of the conformance suite writes cassettes (``conformance.drift``) and the mock serves them
+(``mockserver serve --replay``): this module is the one reader and writer of the format, and it imports
+neither tool.
 
 Format (``cassette_version`` 1)::
 
@@ -29,7 +33,9 @@ Format (``cassette_version`` 1)::
 text, HTML), ``form`` (a dict of url-encoded fields), ``multipart`` (a dict of fields; file parts are binary
 summaries) and ``binary``: a summary ``{"content_type", "length", "sha256"}`` (bytes, lowercase hex), plus
 ``"blob": "<sha256>"`` when the bytes were stored beside the cassette in ``<cassette>.blobs/<sha256>``.
-Header names are lower case. Everything is redacted (:mod:`conformance.drift.redact`) before it is stored.
+Header names are lower case. Everything is redacted before it is stored: the writer passes a redactor
+(:class:`Redacts`; the drift recorder's is ``conformance.drift.redact.Redactor``), and a redacted value is
+:data:`REDACTED`.
 """
 
 from __future__ import annotations
@@ -40,18 +46,27 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
-from .redact import Redactor
-
 CASSETTE_VERSION = 1
+#: What a redacted value is replaced by (header values, query values, body fields, secrets in text).
+REDACTED = "[REDACTED]"
 _TEXT_TYPES = ("text/", "application/xml", "application/javascript", "application/x-ndjson",
                "application/problem+xml")
 
 
 class CassetteError(Exception):
     """A cassette cannot be read or is not a valid cassette. ``str(err)`` is one clear line."""
+
+
+class Redacts(Protocol):
+    """What :func:`encode_body` needs from a redactor: ``data`` redacts parsed data (dicts, lists, strings),
+    ``text`` redacts free text; both return the redacted copy."""
+
+    def data(self, value: Any) -> Any: ...
+
+    def text(self, text: str) -> str: ...
 
 
 def media_type(content_type: str | None) -> str:
@@ -71,7 +86,7 @@ def binary_summary(data: bytes, content_type: str | None) -> dict[str, Any]:
             "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _multipart(data: bytes, content_type: str, redactor: Redactor) -> dict[str, Any] | None:
+def _multipart(data: bytes, content_type: str, redactor: Redacts) -> dict[str, Any] | None:
     import email.parser
     import email.policy
 
@@ -110,7 +125,7 @@ def _is_text(data: bytes) -> bool:
     return True
 
 
-def encode_body(data: bytes | None, content_type: str | None, redactor: Redactor) -> tuple[str, Any]:
+def encode_body(data: bytes | None, content_type: str | None, redactor: Redacts) -> tuple[str, Any]:
     """Turn raw body bytes into ``(body_encoding, body)`` for a cassette, redacting secrets.
 
     JSON media types are parsed (falling back to text when not valid JSON), text media types and SSE become
@@ -286,5 +301,5 @@ def blob_dir(path: str | Path) -> Path:
     return path.with_name(path.name + ".blobs")
 
 
-__all__ = ["CASSETTE_VERSION", "Cassette", "CassetteError", "Interaction", "binary_summary", "blob_dir",
-           "encode_body", "is_json_type", "media_type"]
+__all__ = ["CASSETTE_VERSION", "REDACTED", "Cassette", "CassetteError", "Interaction", "Redacts", "binary_summary",
+           "blob_dir", "encode_body", "is_json_type", "media_type"]

@@ -1,0 +1,127 @@
+"""The state of one mock server (:class:`MockState`) and the provider hosts it serves (:class:`HostMount`).
+
+Handlers reach the state as ``request.app[STATE_KEY]`` (:data:`mockserver.http.STATE_KEY`). This module
+imports the stages the state holds (fault book, webhook dispatcher, job store) but not the application
+(``mockserver.app``) or the admin API, which both import it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import specs
+from specs import Contract, Operation
+
+from . import engine as eng
+from .config import ConfigError, MockConfig
+from .faults import FaultBook
+from .http import JournalEntry
+from .validation import HostValidator
+from .webhooks import WebhookDispatcher
+
+
+@dataclass
+class HostMount:
+    """One provider host as served by this mock: where it is mounted and its compiled contract."""
+
+    contract: Contract
+    host: dict
+    prefix: str  # URL path prefix in this server, up to the host base URL's path ("/openai/v1")
+    validator: HostValidator
+    operations: list[Operation]
+    family: Any = None
+    handlers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def provider(self) -> str:
+        return self.contract.id
+
+    @property
+    def host_id(self) -> str:
+        return self.host["id"]
+
+
+class MockState:
+    """All state of one mock server: contracts, the job store, the clock, faults, journal and webhooks.
+
+    Created by :func:`mockserver.app.build_app`; reachable from handlers as ``request.app[STATE_KEY]``.
+    """
+
+    def __init__(self, config: MockConfig):
+        config.validate()
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.clock = eng.ManualClock() if config.clock == "manual" else eng.SystemClock(speed=config.speed)
+        self.store = eng.JobStore(self.clock, rng=random.Random(config.seed + 1))
+        self.contracts: dict[str, Contract] = {pid: specs.load(pid) for pid in config.providers}
+        self.mounts: list[HostMount] = []
+        self.journal: collections.deque[JournalEntry] = collections.deque(maxlen=config.journal_size)
+        try:
+            self.faults = FaultBook(self, config.faults)
+        except ValueError as exc:
+            raise ConfigError(f"--fault: {exc}") from None
+        self.webhooks = WebhookDispatcher(self)
+        self.public_base_url: str = config.public_base_url or ""
+        self.started = time.time()
+        self.ca_path: str | None = None
+        self.replay: Any = None  # the mockserver.replay.Replayer when serving a cassette
+        self._jobs_moved: asyncio.Event | None = None
+
+    # -- jobs moved out of band -------------------------------------------------------------------
+    def jobs_moved_event(self) -> asyncio.Event:
+        """An event that is set the next time a job is moved by the admin API (``advance``).
+
+        Waiters that sleep until a job's next status change (the synchronous family) take it *before*
+        reading the state and wait on it with their timeout, so an advanced job wakes them at once.
+        """
+        if self._jobs_moved is None:
+            self._jobs_moved = asyncio.Event()
+        return self._jobs_moved
+
+    def jobs_moved(self) -> None:
+        """Wake everything that schedules by job timing: waiters of :meth:`jobs_moved_event` and the
+        webhook dispatcher (which then delivers the events of jobs that just became terminal)."""
+        event, self._jobs_moved = self._jobs_moved, None
+        if event is not None:
+            event.set()
+        self.webhooks.wake()
+
+    # -- provider helpers -------------------------------------------------------------------------
+    def timing(self, provider: str) -> eng.Timing:
+        """The lifecycle timing of a provider: provider.yaml ``mock`` defaults, overridden by config."""
+        base = self.contracts[provider].provider["mock"]
+        over = self.config.timings.get(provider, {})
+        return eng.Timing(queued=float(over.get("queued_seconds", base["queued_seconds"])),
+                          in_progress=float(over.get("in_progress_seconds", base["in_progress_seconds"])))
+
+    def asset_ttl(self, provider: str) -> float:
+        base = self.contracts[provider].provider["mock"]
+        return float(self.config.timings.get(provider, {}).get("asset_ttl_seconds", base["asset_ttl_seconds"]))
+
+    def mount_for(self, provider: str, host_id: str | None = None) -> HostMount:
+        for m in self.mounts:
+            if m.provider == provider and (host_id is None or m.host_id == host_id):
+                return m
+        raise KeyError(f"{provider}/{host_id} is not mounted")
+
+    def base_url(self, provider: str, host_id: str | None = None) -> str:
+        """Absolute URL of a mounted host, like the real provider's base URL (``.../openai/v1``)."""
+        return self.public_base_url.rstrip("/") + self.mount_for(provider, host_id).prefix
+
+    def wall(self) -> float:
+        """Current wall-clock time in unix seconds as the mock reports it (follows the virtual clock)."""
+        return self.clock.wall()
+
+    def to_wall(self, virtual: float | None) -> int | None:
+        """Convert a virtual engine time (seconds) to integer unix seconds, or None."""
+        if virtual is None:
+            return None
+        return int(self.clock.to_wall(virtual))
+
+
+__all__ = ["HostMount", "MockState"]

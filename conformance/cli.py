@@ -146,8 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--junit", metavar="PATH", help="write JUnit XML")
     out.add_argument("--json", metavar="PATH", help="write the full results as JSON")
     out.add_argument("--markdown", metavar="PATH", help="write a Markdown report")
+    out.add_argument("--html", metavar="PATH", help="write a self-contained HTML report (matrix, filters, failures)")
     out.add_argument("--no-progress", action="store_true", help="no live progress on the terminal")
     sub.add_parser("checks", help="list the registered checks")
+    from .compare import add_subcommand  # conformance compare FROM TO... (conformance/compare.py)
+
+    add_subcommand(sub)
     return p
 
 
@@ -196,7 +200,8 @@ def cmd_checks() -> int:
 def _report_paths(args: argparse.Namespace) -> None:
     """Create the folders of the report paths (``--junit reports/junit.xml`` on a fresh clone) and check that
     the files can be written, before anything runs. Raises :class:`UsageError`."""
-    for flag, out_path in (("--junit", args.junit), ("--json", args.json), ("--markdown", args.markdown)):
+    for flag, out_path in (("--junit", args.junit), ("--json", args.json), ("--markdown", args.markdown),
+                           ("--html", args.html)):
         if not out_path:
             continue
         parent = os.path.dirname(os.path.abspath(out_path))
@@ -356,6 +361,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         report.write_json(results, args.json)
     if args.markdown:
         report.write_markdown(results, args.markdown)
+    if args.html:
+        from .html_report import write_run
+
+        write_run(results, args.html)
     err.print(f"conformance: wall time {time.monotonic() - t0:.1f} s", highlight=False)
     if signal_name is not None:
         code = EXIT_SIGNAL[signal_name]
@@ -482,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "checks":
             return cmd_checks()
+        if args.command == "compare":
+            from .compare import run as run_compare
+
+            return run_compare(args)
         if getattr(args, "drift_command", None):
             return _drift_cli().run(args)
         if args.command != "run":

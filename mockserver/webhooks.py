@@ -63,6 +63,7 @@ class Delivery:
     attempts: list[dict] = field(default_factory=list)
     delivered: bool = False
     next_at: float = 0.0  # real monotonic seconds
+    in_flight: bool = False  # an attempt is under way (each attempt is its own task)
 
     def to_json(self) -> dict:
         return {"id": self.id, "provider": self.provider, "job_id": self.job_id, "url": self.url,
@@ -83,6 +84,7 @@ class WebhookDispatcher:
         self._task: asyncio.Task | None = None
         self._session = None
         self._wake = None
+        self._attempts: set[asyncio.Task] = set()  # attempts under way (a slow receiver delays no other one)
 
     # -- registration (called by the family adapters) -----------------------------------------------
     def job_created(self, job: eng.Job, family, ctx) -> None:
@@ -105,6 +107,10 @@ class WebhookDispatcher:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        for t in list(self._attempts):
+            t.cancel()
+        if self._attempts:
+            await asyncio.gather(*self._attempts, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             try:
@@ -152,10 +158,13 @@ class WebhookDispatcher:
             elif not job.deleted:
                 still.append((job, family, url))
         self.watch = still
-        due = [d for d in self.deliveries if not d.delivered and d.next_at <= time.monotonic()
+        due = [d for d in self.deliveries if not d.delivered and not d.in_flight and d.next_at <= time.monotonic()
                and len(d.attempts) < self.state.config.webhook_max_attempts]
-        if due:
-            await asyncio.gather(*(self._attempt(d) for d in due))
+        for d in due:  # each attempt on its own: a receiver that hangs (up to 15 s) delays no other delivery
+            d.in_flight = True
+            task = asyncio.create_task(self._attempt(d))
+            self._attempts.add(task)
+            task.add_done_callback(self._attempts.discard)
 
     def _headers(self, d: Delivery, body: bytes) -> dict[str, str]:
         # Real time, not the mock's virtual clock: receivers check the signature timestamp against their own
@@ -189,3 +198,6 @@ class WebhookDispatcher:
         d.attempts.append(record)
         if not d.delivered:
             d.next_at = time.monotonic() + self.state.config.webhook_backoff * (2 ** (len(d.attempts) - 1))
+        d.in_flight = False
+        if self._wake is not None:  # a retry may be due sooner than the next poll
+            self._wake.set()

@@ -382,3 +382,26 @@ def test_a_failing_event_builder_does_not_block_other_deliveries(monkeypatch):
         (hit,) = rx.wait_for(1)
         assert hit.json()["data"]["job_id"] == fine
         assert [d["job_id"] for d in deliveries(m)] == [fine]
+
+
+def test_a_receiver_that_hangs_delays_no_other_delivery():
+    """Each delivery attempt runs on its own: a receiver that never answers (the attempt waits up to its 15 s
+    timeout) does not hold back the delivery of another job to a receiver that answers."""
+    import asyncio
+
+    from threaded_server import serve
+
+    async def hang(request):
+        await asyncio.sleep(60)
+
+    with serve(hang, method="POST") as slow_url, Receiver() as rx, \
+            EmbeddedMock(providers=["aigateway"], clock="manual") as m:
+        _aigateway_job_with_hook(m, slow_url + "/hook")
+        m.advance(60)
+        time.sleep(0.2)  # the slow attempt is under way
+        fine = _aigateway_job_with_hook(m, rx.url)
+        t0 = time.monotonic()
+        m.advance(60)
+        (hit,) = rx.wait_for(1, timeout=5)
+        assert hit.json()["data"]["job_id"] == fine
+        assert time.monotonic() - t0 < 3, "the second delivery waited for the hanging one"

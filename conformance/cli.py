@@ -182,7 +182,7 @@ def cmd_checks() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .registry import all_checks
+    from .checks import all_checks
 
     t = Table(title="Registered checks", title_justify="left")
     t.add_column("check", no_wrap=True)
@@ -254,8 +254,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     import specs
 
     from . import report
+    from .checks import select
     from .context import RunConfig, RunControl
-    from .registry import UnknownCheckError, select
+    from .registry import UnknownCheckError
     from .results import Results
     from .runner import execute, plan, render_plan
     from .target import DEFAULT_SPEED, TargetError, open_target

@@ -12,8 +12,7 @@ from typing import Any
 from specs import Contract
 
 from .http import Client, Exchange, RunStopped
-from .registry import Source
-from .registry import get as get_check
+from .registry import Source, lookup
 from .results import Failure, Results
 
 
@@ -178,10 +177,8 @@ class ProviderRun:
             return Source("doc", str(entry["source"]), entry.get("quote"))
         if default is not None:
             return default
-        try:
-            return get_check(check).source
-        except Exception:  # a name outside the registry (tests): a contract expectation
-            return Source("contract", check)
+        registered = lookup(check)
+        return registered.source if registered is not None else Source("contract", check)
 
     def response_source(self, op, status: int, fallback: Source | None = None) -> Source:
         """Source of "``op`` answers ``status``": the contract's response entry, unless it is marked

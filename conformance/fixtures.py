@@ -126,7 +126,7 @@ def build_pool(run: ProviderRun) -> Pool:
         for driver in run.drivers:
             if not generate_ops(driver):
                 continue
-            n = 2 if (run.target.free or driver.family == "sync") else 1
+            n = 2 if (run.target.free or not driver.supports("poll")) else 1
             for i in range(n):
                 try:
                     job = submit_generate(run, driver, keep=True, rng=rng)

@@ -12,8 +12,12 @@ Three categories:
   (:mod:`conformance.lifecycle`);
 - ``document``: checks of the vendored contract documents themselves (:mod:`conformance.document`).
 
-Each check is registered by the module that implements it, at import time; :func:`all_checks` imports
-those modules so the registry is complete.
+Every check is a function in :mod:`conformance.checks` (one module per category), registered at import
+time with what it needs beside it: ``applies`` (contract checks: which evaluated request it judges) or
+``events`` (lifecycle checks: which observations it receives), and ``requires`` (what the provider, the
+target or the run must offer for it to be evaluated at all; the skip reason is derived from it). This module
+holds only the definitions; :mod:`conformance.checks` imports the implementing modules and offers
+:func:`~conformance.checks.all_checks`, :func:`~conformance.checks.select` and :func:`~conformance.checks.get`.
 """
 
 from __future__ import annotations
@@ -83,6 +87,15 @@ class Check:
         source: where the check's expectation comes from by default (:class:`Source`); an evaluation may
             name a finer source (a response the contract marks ``x-mock-only`` or ``x-assumption``, or a
             provider's ``expectations`` entry in provider.yaml).
+        applies: for contract checks, ``applies(result) -> bool``: whether the check judges an evaluated request
+            (:class:`conformance.cases.CaseResult` or :class:`conformance.cases.MethodProbe`).
+        requires: what must be there for the check to evaluate at all, as ``{kind: value}``: ``capability``
+            (a driver capability: ``poll``, ``cancel``, ``list``, ``delete``, ``stream``, ``remix``),
+            ``role`` (an operation role), ``field`` (a field of the contract's job object), ``field_suffix``,
+            ``field_prefix``, ``output_request`` (the output has its own request), ``ours`` (only our mock
+            can force it), ``webhook``, ``metadata``, ``state`` (``active``: a job observed before it ended;
+            ``completed``; ``terminal``), ``hint``. :mod:`conformance.lifecycle.skips` words the skip reason
+            from it.
     """
 
     name: str
@@ -93,6 +106,8 @@ class Check:
     needs_spend: bool = False
     events: tuple[str, ...] = ()
     source: Source = field(default=Source("contract", "the operation's declarations"), compare=False)
+    applies: Callable[[Any], bool] | None = field(default=None, compare=False, repr=False)
+    requires: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 _REGISTRY: dict[str, Check] = {}
@@ -113,53 +128,26 @@ def register(check: Check) -> Check:
 
 
 def check(name: str, category: str, description: str, *, needs_spend: bool = False,
-          events: Iterable[str] = (), origin: str = "conformance", source: Source | None = None) -> Callable:
+          events: Iterable[str] = (), origin: str = "conformance", source: Source | None = None,
+          applies: Callable[[Any], bool] | None = None, requires: dict[str, Any] | None = None) -> Callable:
     """Decorator form of :func:`register`: ``@check("progress_monotonic", "lifecycle", "...")``."""
 
     def deco(fn: Callable) -> Callable:
         register(Check(name, category, description, fn, origin=origin, needs_spend=needs_spend,
-                       events=tuple(events), source=source or Source("contract", "the operation's declarations")))
+                       events=tuple(events), source=source or Source("contract", "the operation's declarations"),
+                       applies=applies, requires=dict(requires or {})))
         return fn
 
     return deco
 
 
-def _load() -> None:
-    # Importing the implementing modules registers their checks.
-    from . import contract_checks, document, lifecycle  # noqa: F401
-
-
-def all_checks() -> list[Check]:
-    """Every registered check, in registration order (contract, lifecycle, document)."""
-    _load()
+def registered() -> list[Check]:
+    """The checks registered so far, by category (contract, lifecycle, document), then registration order.
+    Use :func:`conformance.checks.all_checks` for the complete list."""
     order = {c: i for i, c in enumerate(CATEGORIES)}
     return sorted(_REGISTRY.values(), key=lambda c: order[c.category])
 
 
-def get(name: str) -> Check:
-    """The check called ``name``. Raises :class:`UnknownCheckError`."""
-    _load()
-    if name not in _REGISTRY:
-        raise UnknownCheckError(f"unknown check {name!r} (see `conformance checks` for the list)")
-    return _REGISTRY[name]
-
-
-def select(names: Iterable[str] | None) -> list[Check]:
-    """Resolve ``--check`` values: check names and/or category names. None or empty selects every check.
-
-    Raises:
-        UnknownCheckError: a value is neither a check nor a category.
-    """
-    checks = all_checks()
-    names = [n for n in (names or []) if n]
-    if not names:
-        return checks
-    wanted: set[str] = set()
-    for n in names:
-        if n in CATEGORIES:
-            wanted.update(c.name for c in checks if c.category == n)
-        elif n in _REGISTRY:
-            wanted.add(n)
-        else:
-            raise UnknownCheckError(f"unknown check {n!r} (see `conformance checks` for the list)")
-    return [c for c in checks if c.name in wanted]
+def lookup(name: str) -> Check | None:
+    """The registered check called ``name``, or None."""
+    return _REGISTRY.get(name)

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import ClientSession, web
 from threaded_server import serve
 
-from conformance import registry
+from conformance import checks as registry
 from conformance.context import RunConfig
 from conformance.runner import execute
 from conformance.target import open_target

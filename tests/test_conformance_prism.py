@@ -18,7 +18,7 @@ import pytest
 from prism_support import prism_server
 
 import specs
-from conformance import registry
+from conformance import checks as registry
 from conformance.context import RunConfig
 from conformance.runner import execute
 from conformance.target import open_target

@@ -20,7 +20,7 @@ from aiohttp import web
 from threaded_server import serve
 
 import specs
-from conformance import registry
+from conformance import checks as registry
 from conformance.context import RunConfig
 from conformance.runner import execute
 from conformance.spend import SpendBlocked, SpendGuard

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import specs
-from conformance import registry
+from conformance import checks as registry
 from conformance.context import RunConfig, op_label
 from conformance.runner import execute
 from conformance.target import DEFAULT_SPEED, open_target

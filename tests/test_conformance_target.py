@@ -7,7 +7,7 @@ import random
 import pytest
 
 import specs
-from conformance import bodies, registry
+from conformance import bodies, checks, registry
 from conformance.http import Client, Credentials, to_curl
 from conformance.spend import requested_seconds
 from conformance.target import TargetError, open_target
@@ -118,14 +118,14 @@ def test_curl_redacts_and_quotes():
 
 
 def test_registry_selection():
-    names = {c.name for c in registry.select(["lifecycle"])}
+    names = {c.name for c in checks.select(["lifecycle"])}
     assert "progress_monotonic" in names and "response_schema_conformance" not in names
-    assert [c.name for c in registry.select(["examples_valid"])] == ["examples_valid"]
+    assert [c.name for c in checks.select(["examples_valid"])] == ["examples_valid"]
     with pytest.raises(registry.UnknownCheckError):
-        registry.select(["nope"])
-    cats = {c.category for c in registry.all_checks()}
+        checks.select(["nope"])
+    cats = {c.category for c in checks.all_checks()}
     assert cats == {"contract", "lifecycle", "document"}
-    assert all(c.description for c in registry.all_checks())
+    assert all(c.description for c in checks.all_checks())
 
 
 def test_one_key_shared_by_providers_is_redacted_as_each_providers_variable():

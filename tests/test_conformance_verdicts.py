@@ -21,7 +21,7 @@ import pytest
 from test_conformance_broken import CorruptingProxy, _json
 
 import specs
-from conformance import registry
+from conformance import checks as registry
 from conformance.cli import main
 from conformance.context import RunConfig
 from conformance.runner import execute
@@ -194,7 +194,9 @@ def test_a_check_that_raises_is_a_suite_error_with_exit_code_3(monkeypatch, tmp_
         raise RuntimeError("deliberate crash inside a check")
 
     crashing = dataclasses.replace(registry.get("progress_valid"), fn=broken)
-    monkeypatch.setitem(registry._REGISTRY, "progress_valid", crashing)
+    from conformance import registry as reg
+
+    monkeypatch.setitem(reg._REGISTRY, "progress_valid", crashing)
     report = tmp_path / "reports" / "run.json"
     code = main(["run", "--provider", "openai", "--check", "lifecycle", "--lifecycle-runs", "1",
                  "--lifecycle-steps", "3", "--no-progress", "--json", str(report)])

@@ -242,8 +242,8 @@ def test_documented_expectations_quote_their_source(pid):
 
 
 def test_a_documented_expectation_is_a_doc_source():
+    from conformance.checks.lifecycle import _REMIX_REJECT
     from conformance.context import ProviderRun, RunConfig
-    from conformance.lifecycle import _REMIX_REJECT
     from conformance.results import Results
 
     run = ProviderRun(specs.load("fal"), None, None, None, Results([], ["fal"], 1), RunConfig(["fal"]), [])

@@ -531,6 +531,11 @@ class Driver:
     def result(self, job: Job) -> Result:
         raise NotImplementedError
 
+    def output_url(self, job: Job) -> str | None:
+        """The URL of a job's output when the output has a request of its own (so it can be asked for before
+        the job ends); None when the output comes with the job's own answer (job and sync families)."""
+        return None
+
     def cancel(self, job: Job) -> Answer:
         raise NotImplementedError
 

@@ -81,6 +81,9 @@ class QueueDriver(Driver):
             snaps.append(self.snapshot(body, resp, job, source="stream"))
         return ans, snaps
 
+    def output_url(self, job: Job) -> str | None:
+        return job.urls.get("result") or self.contract_url("result", job.id)
+
     def result(self, job: Job) -> Result:
         url = job.urls.get("result") or self.contract_url("result", job.id)
         resp = self.send("GET", url, timeout=self.job_timeout_for(job))

@@ -43,6 +43,9 @@ class VideoObjectDriver(Driver):
             url += f"?variant={variant}"
         return url, variants.get(variant or "video")
 
+    def output_url(self, job: Job) -> str | None:
+        return self.content_url(job.id)[0] if self.ops.get("content") else None
+
     def result(self, job: Job) -> Result:
         op = self.ops["content"][0]
         variants = op.definition.get("x-variants") or {}

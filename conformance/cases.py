@@ -1,4 +1,5 @@
-"""Contract checks: per operation, requests generated from the contract with schemathesis and hypothesis.
+"""The contract phase: per operation, requests generated from the contract with schemathesis and hypothesis,
+sent and handed to the contract checks (:mod:`conformance.checks.contract`) that apply to each.
 
 For every operation of every host the target has a URL for, the suite generates (seeded, no shrinking,
 no deadlines):
@@ -13,8 +14,9 @@ no deadlines):
 - ``auth_missing`` / ``auth_wrong`` cases: valid requests without credentials / with a wrong key:
   expected 401 or 403.
 
-Every response is also judged by schemathesis' built-in checks (status code, content type, headers and body
-schema conformance, not a server error). Cases of one operation are sent concurrently.
+Every answer is judged by the checks that apply to it (:func:`dispatch`): schemathesis' built-ins (status
+code, content type, headers and body schema conformance, not a server error) and ours. Cases of one
+operation are sent concurrently.
 
 On a target that is not our mock, operations with ``x-billable: true`` get no request at all unless
 ``--allow-spend`` is given (then only ``--paid-examples`` positive cases, within the budget).
@@ -30,7 +32,7 @@ import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,71 +44,9 @@ from specs.ids import ID_FORMATS, new_id
 from . import schema as sch
 from .bodies import set_pointer
 from .context import ProviderRun, op_label, sub_seed
-from .drivers.queue import sse_events
 from .http import RunStopped
-from .registry import Check, Source, register
 from .spend import SpendBlocked
 
-# -- registry ---------------------------------------------------------------------------------------------
-
-_BUILTIN_DOCS = {
-    "not_a_server_error": "No response is a 5xx (schemathesis built-in).",
-    "status_code_conformance": "Every status code is one the operation documents (schemathesis built-in).",
-    "content_type_conformance": "Every Content-Type is one documented for that status (schemathesis built-in).",
-    "response_headers_conformance": "Required response headers are present and match their schemas "
-                                    "(schemathesis built-in).",
-    "response_schema_conformance": "Every response body validates against its documented schema "
-                                   "(schemathesis built-in).",
-    "positive_data_acceptance": "Schema-valid requests with real ids are accepted: 2xx, or a documented 3xx/416 "
-                                "(schemathesis built-in, expected statuses narrowed).",
-    "negative_data_rejection": "Schema-invalid requests are rejected with a 4xx (schemathesis built-in, "
-                               "expected statuses narrowed to 4xx).",
-}
-STANDARD_5XX = Source("standard", "RFC 9110 §15.6: a 5xx status (or no answer) means the server failed the request")
-_BUILTIN_SOURCES = {
-    "not_a_server_error": STANDARD_5XX,
-    "status_code_conformance": Source("contract", "the operation's declared response statuses"),
-    "content_type_conformance": Source("contract", "the content types declared for the response status"),
-    "response_headers_conformance": Source("contract", "the headers declared for the response status"),
-    "response_schema_conformance": Source("contract", "the schema declared for the response status"),
-    "positive_data_acceptance": Source("contract", "the operation's request schema and its 2xx response"),
-    "negative_data_rejection": Source("contract", "the operation's request schema (what is not valid)"),
-}
-for _name, _doc in _BUILTIN_DOCS.items():
-    register(Check(_name, "contract", _doc, origin="schemathesis", source=_BUILTIN_SOURCES[_name]))
-
-register(Check("error_envelope", "contract",
-               "Every 4xx/5xx body is in the provider's error envelope (the schema declared for that status, "
-               "or one of the operation's error schemas).",
-               source=Source("contract", "the error schema declared for the status")))
-register(Check("auth_required", "contract", "Requests without credentials are rejected with 401 or 403.",
-               source=Source("contract", "the operation's security requirement (RFC 9110 §15.5.2, §15.5.4)")))
-register(Check("auth_invalid_rejected", "contract",
-               "Requests with a wrong key in the right scheme are rejected with 401 or 403.",
-               source=Source("contract", "the operation's security requirement (RFC 9110 §15.5.2, §15.5.4)")))
-register(Check("unknown_id_is_404", "contract",
-               "Requests naming an id that does not exist (path id or remix source) get 404.",
-               source=Source("contract", "the operation's 404 response")))
-register(Check("method_not_allowed", "contract",
-               "A method a path does not declare is answered 405 with an Allow header naming the declared methods, "
-               "in the provider's error envelope.",
-               source=Source("mock", "our mock answers an undeclared method with 405 in the provider's envelope")))
-register(Check("sse_event_conformance", "contract",
-               "Every event of a status stream validates against the contract's x-event-schema, and the stream "
-               "ends with a terminal status.",
-               source=Source("contract", "the status stream's x-event-schema and provider.yaml statuses")))
-
-STANDARD_ALLOW = Source("standard", "RFC 9110 §15.5.6: a 405 response MUST carry an Allow header")
-
-ALWAYS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
-          "response_headers_conformance", "response_schema_conformance")
-MODE_CHECKS = {
-    "positive": ("positive_data_acceptance",),
-    "negative": ("negative_data_rejection",),
-    "unknown": ("unknown_id_is_404",),
-    "auth_missing": ("auth_required",),
-    "auth_wrong": ("auth_invalid_rejected",),
-}
 CURSOR_PARAMS = {"after", "before", "starting_after", "ending_before", "cursor"}
 ROLES_FRESH = {"cancel", "delete"}            # consume their job: one fresh job per positive example
 ROLES_COMPLETED = {"result", "content", "status_stream"}  # need a completed job
@@ -180,20 +120,6 @@ def load_schema(contract: Contract, host: str):
                 ensure_media_types(c)
             _SCHEMAS[key] = schemathesis.openapi.from_dict(contract.host_document(host), config=_st_config())
         return _SCHEMAS[key]
-
-
-@functools.lru_cache(maxsize=1)
-def _builtins() -> dict[str, Any]:
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi import checks as oc
-
-    return {"not_a_server_error": not_a_server_error,
-            "status_code_conformance": oc.status_code_conformance,
-            "content_type_conformance": oc.content_type_conformance,
-            "response_headers_conformance": oc.response_headers_conformance,
-            "response_schema_conformance": oc.response_schema_conformance,
-            "positive_data_acceptance": oc.positive_data_acceptance,
-            "negative_data_rejection": oc.negative_data_rejection}
 
 
 # -- generation -----------------------------------------------------------------------------------------
@@ -395,10 +321,44 @@ class Planned:
     job: Any = None  # the fresh job a cancel/delete case consumed
 
 
-def _failure_text(f: Any) -> str:
-    title = getattr(f, "title", None) or type(f).__name__
-    message = str(getattr(f, "message", "") or "").strip()
-    return f"{title}: {message}" if message else str(title)
+@dataclass
+class CaseResult:
+    """One case sent and answered (or not): what the contract checks judge.
+
+    Attributes:
+        op, label: the contract operation and its report label; planned: the case and its mode (``positive``,
+        ``negative``, ``unknown``, ``auth_missing``, ``auth_wrong``); resp: the response (None when no answer
+        came); exchange: the recorded exchange; error: why no answer came; skip: checks the phase decided not
+        to apply to this case (with the reason in the code that sets it).
+    """
+
+    op: Operation
+    label: str
+    planned: Planned
+    resp: Any
+    exchange: Any
+    error: str | None = None
+    skip: set[str] = field(default_factory=set)
+
+
+@dataclass
+class MethodProbe:
+    """A request with a method that a path of the contract does not declare, and its answer (or error)."""
+
+    method: str
+    path: str
+    ops: list[Operation]
+    declared: set[str]
+    resp: Any
+    exchange: Any
+    error: str | None = None
+
+
+def dispatch(run: ProviderRun, result: CaseResult | MethodProbe) -> None:
+    """Call every selected contract check whose ``applies(result)`` holds (the registry's functions)."""
+    for c in run.results.checks:
+        if c.category == "contract" and c.fn is not None and c.applies is not None and c.applies(result):
+            c.fn(run, result)
 
 
 class OperationRunner:
@@ -629,6 +589,7 @@ class OperationRunner:
         return resp, self.run.client.last_exchange(), None
 
     def judge(self, planned: Planned, resp, exchange, error: str | None) -> None:
+        """Hand one sent case to every selected contract check that applies to it (:mod:`conformance.checks`)."""
         run = self.run
         if error is not None:
             if error.startswith("skip: "):
@@ -637,71 +598,20 @@ class OperationRunner:
             if error.startswith("blocked by the spend guard"):
                 run.skip("positive_data_acceptance", error)
                 return
-            run.fail("not_a_server_error", error, exchange=exchange, operation=self.label, source=STANDARD_5XX)
-            return
-        from schemathesis.core.failures import FailureGroup
-
-        builtins = _builtins()
-        names = list(ALWAYS) + [n for n in MODE_CHECKS[planned.mode] if n in builtins]
-        if planned.mode == "negative" and 200 <= resp.status_code < 300 and exchange is not None and \
-                self._valid_on_the_wire(exchange):
-            # multipart sends every field as text: a "negative" null/number/object part arrives as a valid
-            # string (schemathesis judges the value before serialization), so acceptance is correct here
-            names.remove("negative_data_rejection")
-        if planned.mode == "positive" and planned.job is not None and 400 <= resp.status_code < 500 and \
-                self._finished_meanwhile(planned.job):
-            # the fresh job finished before the request arrived (a loaded target is slow): the request was
-            # not valid in that state, so acceptance is not judged; the answer is still checked below
-            names.remove("positive_data_acceptance")
-        for name in names:
-            if not run.selected(name):
-                continue
-            try:
-                planned.case.validate_response(resp, checks=[builtins[name]])
-            except FailureGroup as group:
-                run.fail(name, "; ".join(_failure_text(f) for f in group.exceptions)[:2000],
-                         exchange=exchange, operation=self.label, source=self._builtin_source(name, planned, resp))
-                continue
-            except AssertionError as exc:
-                run.fail(name, str(exc)[:2000], exchange=exchange, operation=self.label,
-                         source=self._builtin_source(name, planned, resp))
-                continue
-            except Exception as exc:  # the check itself crashed: a suite error, not a finding about the target
-                run.suite_error("check_crashed", f"{name} could not evaluate a {resp.status_code} response: "
-                                f"{type(exc).__name__}: {exc}"[:2000], check=name, operation=self.label)
-                continue
-            run.ok(name)
-        status = resp.status_code
-        if planned.mode == "unknown":
-            run.expect("unknown_id_is_404", status == 404,
-                       f"an id that does not exist got {status}, expected 404", exchange=exchange,
-                       operation=self.label, source=run.response_source(self.op, 404))
-        elif planned.mode == "auth_missing":
-            run.expect("auth_required", status in (401, 403),
-                       f"a request without credentials got {status}, expected 401 or 403", exchange=exchange,
-                       operation=self.label)
-        elif planned.mode == "auth_wrong":
-            run.expect("auth_invalid_rejected", status in (401, 403),
-                       f"a request with a wrong key got {status}, expected 401 or 403", exchange=exchange,
-                       operation=self.label)
-        if status >= 400 and run.selected("error_envelope"):
-            self.check_envelope(resp, exchange)
-        if status == 200 and self.op.role == "status_stream" and run.selected("sse_event_conformance"):
-            self.check_sse(resp, exchange)
-
-    def _builtin_source(self, name: str, planned: Planned, resp) -> Source:
-        """Where the failed expectation of a schemathesis check comes from, for this response: what the
-        contract declares for the observed status (unless it marks it ``x-mock-only``/``x-assumption``);
-        for a rejected-negative case, whether the request is invalid under the documented part of the
-        contract at all (constraints an ``x-assumption`` lists under ``keywords`` are ours, not the
-        provider's)."""
-        if name in ("content_type_conformance", "response_headers_conformance", "response_schema_conformance"):
-            return self.run.response_source(self.op, resp.status_code, fallback=_BUILTIN_SOURCES[name])
-        if name == "negative_data_rejection" and documented_valid(self.run.contract, self.op, planned.case):
-            return Source("assumption", f"{self.run.id} {self.op.operation_id}: the request is invalid only under "
-                          "constraints no provider document states (x-assumption keywords; an empty optional "
-                          "header or query value read as a value)")
-        return _BUILTIN_SOURCES[name]
+        skip: set[str] = set()
+        if resp is not None:
+            if planned.mode == "negative" and 200 <= resp.status_code < 300 and exchange is not None and \
+                    self._valid_on_the_wire(exchange):
+                # multipart sends every field as text: a "negative" null/number/object part arrives as a valid
+                # string (schemathesis judges the value before serialization), so acceptance is correct here
+                skip.add("negative_data_rejection")
+            if planned.mode == "positive" and planned.job is not None and 400 <= resp.status_code < 500 and \
+                    self._finished_meanwhile(planned.job):
+                # the fresh job finished before the request arrived (a loaded target is slow): the request was
+                # not valid in that state, so acceptance is not judged; the answer is still checked
+                skip.add("positive_data_acceptance")
+        dispatch(run, CaseResult(op=self.op, label=self.label, planned=planned, resp=resp, exchange=exchange,
+                                 error=error, skip=skip))
 
     def _valid_on_the_wire(self, exchange) -> bool:
         """For a form body (multipart or urlencoded): does the body the server received validate, with each
@@ -734,74 +644,6 @@ class OperationRunner:
         except Exception:
             return False
         return job.terminal and job.final != "cancelled"
-
-    def check_envelope(self, resp, exchange) -> None:
-        run = self.run
-        doc = run.contract.openapi
-        ptr_entry, entry = sch.response_entry(run.contract, self.op, resp.status_code)
-        if entry is not None and not entry.get("content"):
-            run.ok("error_envelope")  # documented without a body (416, 304)
-            return
-        raw = resp.content if hasattr(resp, "content") else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        if body is None:
-            run.fail("error_envelope", f"a {resp.status_code} answer has no JSON error body", exchange=exchange,
-                     operation=self.label, source=run.response_source(self.op, resp.status_code, fallback=Source(
-                         "contract", f"{run.id} {self.op.operation_id}: the error schemas the operation declares")))
-            return
-        declared = sch.response_schema(run.contract, self.op, resp.status_code)
-        candidates = [declared] if declared else sch.error_schemas(run.contract, self.op)
-        if not candidates:
-            run.ok("error_envelope")
-            return
-        first = None
-        for ptr in candidates:
-            errs = sch.errors(doc, ptr, body)
-            if not errs:
-                run.ok("error_envelope")
-                return
-            first = first or errs[0]
-        where = "declared for this status" if declared else "declared by the operation"
-        run.fail("error_envelope", f"a {resp.status_code} body is not in the error envelope {where}: {first}",
-                 exchange=exchange, operation=self.label,
-                 source=run.response_source(self.op, resp.status_code, fallback=Source(
-                     "contract", f"{run.id} {self.op.operation_id}: the error schemas the operation declares")))
-
-    def check_sse(self, resp, exchange) -> None:
-        run = self.run
-        raw = exchange.response_body if exchange is not None else (getattr(resp, "content", b"") or b"")
-        ptr, entry = sch.response_entry(run.contract, self.op, 200)
-        mt = ((entry or {}).get("content") or {}).get("text/event-stream") or {}
-        event_schema = mt.get("x-event-schema")
-        events = sse_events(raw)
-        if not events:
-            run.fail("sse_event_conformance", "the status stream sent no event", exchange=exchange,
-                     operation=self.label)
-            return
-        last_status = None
-        for data in events:
-            try:
-                body = json.loads(data)
-            except ValueError:
-                run.fail("sse_event_conformance", f"an event is not JSON: {data[:100]!r}", exchange=exchange,
-                         operation=self.label)
-                return
-            if event_schema:
-                evptr = sch.deref_ptr(run.contract.openapi, ptr + "/content/text~1event-stream/x-event-schema")
-                errs = sch.errors(run.contract.openapi, evptr, body)
-                if errs:
-                    run.fail("sse_event_conformance", f"an event does not match x-event-schema: {errs[0]}",
-                             exchange=exchange, operation=self.label)
-                    return
-            last_status = body.get("status") if isinstance(body, dict) else None
-        neutral = run.contract.neutral_states(last_status) if isinstance(last_status, str) else []
-        run.expect("sse_event_conformance", bool(neutral) and all(n in ("completed", "failed", "cancelled")
-                                                                  for n in neutral),
-                   f"the stream ended with status {last_status!r}, not a terminal status", exchange=exchange,
-                   operation=self.label)
 
     # -- driver -------------------------------------------------------------------------------------
     def execute(self) -> int:
@@ -850,7 +692,7 @@ PROBE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 def run_method_checks(run: ProviderRun, host: str, base: str) -> None:
-    """``method_not_allowed``: every undeclared method of every path of ``host`` (see its description)."""
+    """Probe every undeclared method of every path of ``host``; ``method_not_allowed`` judges each answer."""
     if not run.selected("method_not_allowed"):
         return
     rng = random.Random(sub_seed(run.config.seed, run.id, host, "methods"))
@@ -859,7 +701,6 @@ def run_method_checks(run: ProviderRun, host: str, base: str) -> None:
         if op.host == host:
             by_path.setdefault(op.path, []).append(op)
     creds = run.target.credentials[run.id]
-    doc = run.contract.openapi
     for path, ops in sorted(by_path.items()):
         declared = {o.method.upper() for o in ops}
         params = {}
@@ -869,7 +710,6 @@ def run_method_checks(run: ProviderRun, host: str, base: str) -> None:
         url = base + path
         for k, v in params.items():
             url = url.replace("{" + k + "}", v)
-        envelopes = [p for o in ops for p in sch.error_schemas(run.contract, o)]
         for method in PROBE_METHODS:
             if method in declared:
                 continue
@@ -881,35 +721,12 @@ def run_method_checks(run: ProviderRun, host: str, base: str) -> None:
                 continue
             except RunStopped:
                 return
-            except Exception as exc:  # transport error
-                run.fail("method_not_allowed", f"{method} {path}: no response: {exc}",
-                         exchange=run.client.last_exchange(), operation=f"{method} {path}", source=STANDARD_5XX)
+            except Exception as exc:  # transport error: judged as an answer that never came
+                dispatch(run, MethodProbe(method=method, path=path, ops=ops, declared=declared, resp=None,
+                                          exchange=run.client.last_exchange(), error=str(exc)))
                 continue
-            ex = getattr(resp, "exchange", None)
-            label = f"{method} {path}"
-            # 405 is documented only where the contract declares it (unmarked) for an operation of this path
-            declared_405 = next((s for s in (run.response_source(o, 405, fallback=None) for o in ops)
-                                 if s is not None and s.kind == "contract"), None)
-            source_405 = declared_405 or run.response_source(ops[0], 405)
-            if resp.status_code != 405:
-                run.fail("method_not_allowed", f"{method} on a path that declares only {sorted(declared)} got "
-                         f"{resp.status_code}, expected 405", exchange=ex, operation=label, source=source_405)
-                continue
-            allow = {m.strip().upper() for m in (resp.headers.get("Allow") or "").split(",") if m.strip()}
-            if not declared <= allow:
-                run.fail("method_not_allowed", f"405 without an Allow header naming {sorted(declared)} "
-                         f"(Allow: {resp.headers.get('Allow')!r})", exchange=ex, operation=label,
-                         source=STANDARD_ALLOW)
-                continue
-            try:
-                body = resp.json()
-            except ValueError:
-                body = None
-            if envelopes and (body is None or all(sch.errors(doc, p, body) for p in envelopes)):
-                run.fail("method_not_allowed", "the 405 body is not in the provider's error envelope",
-                         exchange=ex, operation=label, source=source_405)
-                continue
-            run.ok("method_not_allowed")
+            dispatch(run, MethodProbe(method=method, path=path, ops=ops, declared=declared, resp=resp,
+                                      exchange=getattr(resp, "exchange", None)))
 
 
 def run_contract(run: ProviderRun) -> None:
@@ -917,8 +734,7 @@ def run_contract(run: ProviderRun) -> None:
     wanted = {c.name for c in run.results.checks if c.category == "contract"}
     if not wanted:
         return
-    per_case = set(ALWAYS) | {n for names in MODE_CHECKS.values() for n in names} | \
-        {"error_envelope", "sse_event_conformance"}
+    per_case = wanted - {"method_not_allowed"}
     for host in run.contract.hosts:
         base = run.target.base_url(run.id, host["id"])
         if base is None:

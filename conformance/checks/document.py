@@ -13,9 +13,9 @@ from specs import Contract
 from specs import validate as sv
 from specs.families import roles_by_family
 
-from . import schema as sch
-from .context import ProviderRun
-from .registry import check
+from .. import schema as sch
+from ..context import ProviderRun
+from ..registry import check
 
 ROLES = roles_by_family()  # family -> its operation roles (specs/families.py)
 
@@ -119,14 +119,3 @@ def _auth_problem(c: Contract) -> str | None:
         if s.get("type") == "http" and header == "authorization":
             return None
     return f"no securityScheme describes the {auth['header']} header of provider.yaml auth"
-
-
-def run_documents(run: ProviderRun) -> None:
-    """Run the selected document checks of one provider."""
-    for c in run.results.checks:
-        if c.category == "document" and c.fn is not None:
-            try:
-                c.fn(run)
-            except Exception as exc:  # the check itself crashed: a suite error, not a finding
-                run.suite_error("check_crashed", f"{c.name} could not check the document: {type(exc).__name__}: "
-                                f"{exc}", check=c.name)

@@ -3,7 +3,8 @@
 Creates N jobs (default 100,000) the way the mock would: OpenAI-style hex48 ids with a ``video_`` prefix,
 a fresh params dict per job (prompt, seconds, size, model) with a distinct prompt string, one shared
 Timing, a ManualClock advancing 10 ms per submission.  Prints the traced bytes per job, including the
-store's indexes, and the target (< 1 KB per job).
+store's indexes and the job record's explicit mock state (failure message, requested, logs, delivered, polls:
+slots of ``Job``, not keys of ``params``), and the target (< 1 KB per job).
 
 Usage:  .venv/bin/python bench/engine_memory.py [--jobs N] [--prompt-chars C]
 """

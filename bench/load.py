@@ -147,9 +147,8 @@ def rss():
         for line in f:
             if line.startswith('VmRSS:'):
                 return int(line.split()[1]) * 1024
-from mockserver.app import MockState
 from mockserver.config import MockConfig
-from mockserver.families.base import Family
+from mockserver.state import MockState
 state = MockState(MockConfig(providers=['openai'], port=0))
 timing = state.timing('openai')
 gc.collect(); before = rss()

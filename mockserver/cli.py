@@ -130,7 +130,7 @@ def _providers(as_json: bool) -> int:
     for r in rows:
         hosts = "\n".join(f"{h['base_url']} ({h['family']}, {h['mount']})" for h in r["hosts"])
         auth = f"{r['auth']['header']}: " + " | ".join(
-            {"Bearer": "Bearer <key>", "Key": "Key <key>", "raw": "<key>"}[s] for s in r["auth"]["schemes"])
+            "<key>" if s == "raw" else f"{s} <key>" for s in r["auth"]["schemes"])  # provider.schema.yaml authScheme
         price = "-" if r["usd_per_second"] is None else f"{r['usd_per_second']:.3f}"
         table.add_row(r["id"], r["display_name"], r["family"], hosts, auth, r["auth"]["env"], price)
     console = Console()

@@ -28,13 +28,16 @@ class MockConfig:
         seed: seed for every random choice (ids, probabilistic faults, latency draws).
         api_key: when set, every other key is rejected with 401.
         timings: per-provider overrides ``{provider: {"queued_seconds": s, "in_progress_seconds": s}}``.
-        faults: fault rules to install at start (dicts, see :mod:`mockserver.faults`).
+        faults: fault rules to install at start (dicts, see :mod:`mockserver.middleware.faults`).
         rate_limit: ``(requests, per_seconds)`` token bucket per API key, or None.
         tls: serve HTTPS with a locally generated CA.
         tls_dir: where to write the CA and server certificate (default: a temp dir).
-        openai_webhook_url: where OpenAI project-level webhooks go (None = not sent).
-        openai_webhook_secret: ``whsec_...`` secret used to sign them.
-        aigateway_webhook_secret: secret for aigateway's ``aig-signature`` (hex HMAC-SHA256).
+        openai_webhook_url: where project-level webhooks go (providers whose contract declares top-level
+            ``webhooks``, e.g. OpenAI; None = not sent).
+        openai_webhook_secret: ``whsec_...`` secret of the ``standard_webhooks`` signing scheme (OpenAI's;
+            :mod:`mockserver.delivery.signing`).
+        aigateway_webhook_secret: secret of the ``hmac_sha256_hex`` signing scheme (aigateway's
+            ``aig-signature``).
         webhook_max_attempts: delivery attempts per event (1 + retries).
         webhook_backoff: first retry delay in seconds (doubles each attempt).
         journal_size: number of requests kept in the admin journal.

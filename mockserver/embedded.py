@@ -220,7 +220,7 @@ class EmbeddedMock:
         return self.admin("POST", f"jobs/{quote(provider, safe='')}/{quote(job_id, safe='')}/advance", {"to": to})
 
     def add_fault(self, **spec: Any) -> Any:
-        """Install a fault (see :mod:`mockserver.faults`), e.g. ``add_fault(kind="rate_limit", times=1)``."""
+        """Install a fault (see :mod:`mockserver.middleware.faults`), e.g. ``add_fault(kind="rate_limit", times=1)``."""
         return self.admin("POST", "faults", spec)["faults"][0]
 
     def seed_video(self, provider: str, **fields: Any) -> dict:

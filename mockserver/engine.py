@@ -250,10 +250,24 @@ class Job:
         cancelled_at: virtual seconds of a successful cancel, or None.
         deleted: True once deleted (the job is then invisible to get/list).
         source_id: id of the source video for remix/edit/extend, else None.
-        params: small dict, e.g. ``{"prompt": str, "seconds": int, "size": "WxH", "model": str}`` plus
-            provider-specific extras.  The engine never reads it.
+        params: small dict of the neutral request parameters, e.g. ``{"prompt": str, "seconds": int,
+            "size": "WxH", "model": str}`` plus provider extras from provider.yaml ``mock.params``.  The
+            engine never reads it, and nothing else is kept in it.
         queue_position: position in the provider's queue at submission (int >= 0).
         seq: insertion index within the provider (stable ordering; internal).
+
+    What the mock learns about a job after submission is kept in explicit fields (never in ``params``),
+    so the admin API can show it and :meth:`JobStore.reset` forgets it with the job:
+
+        failure_message: message of the injected failure (``None``: the family's default message).
+        requested: True when the job was created by a provider request whose answer named it (a queue
+            submit or a blocking run), False for a job seeded through the admin API.
+        logs: the ``logs`` flag its submit asked for (queue family), or None when it asked nothing.
+        delivered: True once its output was delivered (result read, bytes downloaded, webhook sent): a
+            provider that deletes delivered outputs (fal ``delete_video``) then refuses it as a source.
+        polls: ``{caller: (virtual seconds of the last answered poll, (queued, in_progress) timing then)}``
+            for providers that answer polls closer than ``mock.min_poll_interval_seconds`` with 304, else
+            None (no dict is allocated for jobs nobody polls that way).
 
     Do not construct directly; use :meth:`JobStore.create`.  State is read with :func:`state_at`.
     """
@@ -272,6 +286,11 @@ class Job:
         "params",
         "queue_position",
         "seq",
+        "failure_message",
+        "requested",
+        "logs",
+        "delivered",
+        "polls",
     )
 
     def __init__(
@@ -301,6 +320,11 @@ class Job:
         self.params = params
         self.queue_position = queue_position
         self.seq = seq
+        self.failure_message: str | None = None
+        self.requested = False
+        self.logs: bool | None = None
+        self.delivered = False
+        self.polls: dict[str, tuple[float, tuple[float, float]]] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -454,7 +478,7 @@ class JobStore:
         rng: ``random.Random`` used for ids (and nothing else); pass ``random.Random(seed)`` for
             reproducible ids.  Defaults to an unseeded generator.
 
-    Memory: one :class:`Job` (13 slots) + its id string + its params dict + one dict entry and one list
+    Memory: one :class:`Job` (18 slots) + its id string + its params dict + one dict entry and one list
     slot; bench/engine_memory.py measures the total per job.
     """
 
@@ -484,6 +508,7 @@ class JobStore:
         id_prefix: str = "",
         id_format: str = "uuid4",
         now: float | None = None,
+        failure_message: str | None = None,
     ) -> Job:
         """Submit a job at virtual time ``now`` (default ``clock.now()``) and return it.
 
@@ -499,6 +524,7 @@ class JobStore:
             fail_at: fraction in [0, 1] of the in-progress phase at which ``failure`` happens.
             queue_position: initial queue position (int >= 0).  Default: the number of this provider's
                 earlier jobs that have not started yet (cancelled ones are still counted).
+            failure_message: message of ``failure`` (kept in :attr:`Job.failure_message`).
 
         Raises:
             ValueError: on an unknown kind or id format, a bad failure/fail_at/queue_position, non-dict
@@ -544,6 +570,7 @@ class JobStore:
 
         job = Job(id, provider, kind, t, timing, failure, float(fail_at), source_id, params,
                   queue_position, len(ordered))
+        job.failure_message = failure_message
         by_id[id] = job
         ordered.append(job)
         self._live += 1

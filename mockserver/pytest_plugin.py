@@ -42,7 +42,7 @@ class SoraMock(EmbeddedMock):
     """An :class:`EmbeddedMock` with test helpers."""
 
     def fault(self, kind: str, **spec: Any) -> dict:
-        """Install a fault (``kind`` from :data:`mockserver.faults.FAULT_KINDS`); returns the rule."""
+        """Install a fault (``kind`` from :data:`mockserver.middleware.faults.FAULT_KINDS`); returns the rule."""
         return self.add_fault(kind=kind, **spec)
 
     def clear_faults(self) -> None:

@@ -1,8 +1,10 @@
 """The state of one mock server (:class:`MockState`) and the provider hosts it serves (:class:`HostMount`).
 
-Handlers reach the state as ``request.app[STATE_KEY]`` (:data:`mockserver.http.STATE_KEY`). This module
-imports the stages the state holds (fault book, webhook dispatcher, job store) but not the application
-(``mockserver.app``) or the admin API, which both import it.
+Everything a server keeps lives here, per server (two apps in one process share nothing): jobs, clock,
+faults, journal, webhook deliveries, request-id sequence. Handlers reach it as ``request.app[STATE_KEY]``
+(:data:`mockserver.http.STATE_KEY`). This module imports the stages the state holds (fault book, journal,
+request ids, webhook dispatcher, job store) but not the application (``mockserver.app``) or the admin API,
+which both import it.
 """
 
 from __future__ import annotations
@@ -19,20 +21,31 @@ from specs import Contract, Operation
 
 from . import engine as eng
 from .config import ConfigError, MockConfig
-from .faults import FaultBook
-from .http import JournalEntry
-from .validation import HostValidator
-from .webhooks import WebhookDispatcher
+from .delivery import WebhookDispatcher
+from .http import secret_header_names
+from .middleware import FaultBook, JournalEntry, RequestIds
+from .validation import Authenticator, HostValidator
 
 
 @dataclass
 class HostMount:
-    """One provider host as served by this mock: where it is mounted and its compiled contract."""
+    """One provider host as served by this mock: where it is mounted and its compiled contract.
+
+    Attributes:
+        contract: the provider's contract; ``host``: its provider.yaml ``hosts`` entry.
+        prefix: URL path prefix in this server, up to the host base URL's path (``/openai/v1``).
+        validator: openapi-core validation of this host's requests.
+        authenticator: the provider's credentials check.
+        operations: the contract operations this host serves.
+        family: the family adapter (:mod:`mockserver.rendering`), set once the mount exists.
+        handlers: composed route handlers by operationId (set when routes are built).
+    """
 
     contract: Contract
     host: dict
-    prefix: str  # URL path prefix in this server, up to the host base URL's path ("/openai/v1")
+    prefix: str
     validator: HostValidator
+    authenticator: Authenticator
     operations: list[Operation]
     family: Any = None
     handlers: dict[str, Any] = field(default_factory=dict)
@@ -66,10 +79,13 @@ class MockState:
         except ValueError as exc:
             raise ConfigError(f"--fault: {exc}") from None
         self.webhooks = WebhookDispatcher(self)
+        self.request_ids = RequestIds()
+        #: header names redacted in the journal: the usual credentials plus every served provider's auth header
+        self.secret_headers = secret_header_names(self.contracts.values())
         self.public_base_url: str = config.public_base_url or ""
         self.started = time.time()
         self.ca_path: str | None = None
-        self.replay: Any = None  # the mockserver.replay.Replayer when serving a cassette
+        self.replay: Any = None  # the mockserver.middleware.Replayer when serving a cassette
         self._jobs_moved: asyncio.Event | None = None
 
     # -- jobs moved out of band -------------------------------------------------------------------

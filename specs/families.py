@@ -6,7 +6,7 @@ A host's ``family`` in provider.yaml names a row of :data:`TABLE`. A row says
   job (:data:`ROLE_ACTIONS`: create, read, stream, output, cancel, list, delete);
 - which *capabilities* a client of the family may use (:data:`CAPABILITIES`) and which role gives each one,
   so a host that lacks an operation (gptge has no ``list``) simply lacks that capability;
-- which class implements it on each side: the mock's adapter (``mockserver.families``) and the suite's
+- which class implements it on each side: the mock's adapter (``mockserver.rendering``) and the suite's
   driver (``conformance.drivers``). These are names, not imports: the kernel imports neither tool.
 
 Adding a provider of a known family needs no change here; adding a family means a row here, an adapter in the
@@ -91,7 +91,7 @@ TABLE: dict[str, Family] = {f.name: f for f in (
         roles=_roles(create=(), remix=(), edit=(), retrieve={"poll"}, content={"result", "download"},
                      list={"list"}, delete={"delete"}),
         capabilities=frozenset({"submit", "poll", "result", "download", "list", "delete", "remix"}),
-        adapter="mockserver.families.video_object.VideoObjectFamily",
+        adapter="mockserver.rendering.video_object.VideoObjectFamily",
         driver="conformance.drivers.video_object.VideoObjectDriver",
     ),
     Family(
@@ -100,7 +100,7 @@ TABLE: dict[str, Family] = {f.name: f for f in (
         roles=_roles(submit=(), status={"poll"}, status_stream={"stream"}, result={"result"},
                      cancel={"cancel"}),
         capabilities=frozenset({"submit", "poll", "result", "download", "cancel", "remix", "stream"}),
-        adapter="mockserver.families.queue.QueueFamily",
+        adapter="mockserver.rendering.queue.QueueFamily",
         driver="conformance.drivers.queue.QueueDriver",
     ),
     Family(
@@ -108,7 +108,7 @@ TABLE: dict[str, Family] = {f.name: f for f in (
         summary="POST returns a job (202); poll GET /jobs/{id} (aigateway)",
         roles=_roles(submit=(), retrieve={"poll", "result"}, cancel={"cancel"}),
         capabilities=frozenset({"submit", "poll", "result", "download", "cancel", "remix"}),
-        adapter="mockserver.families.job.JobFamily",
+        adapter="mockserver.rendering.job.JobFamily",
         driver="conformance.drivers.job.JobDriver",
     ),
     Family(
@@ -116,7 +116,7 @@ TABLE: dict[str, Family] = {f.name: f for f in (
         summary="one call blocks until the video is ready (onerouter, fal's fal.run host)",
         roles=_roles(run=()),
         capabilities=frozenset({"submit", "result", "download", "remix"}),
-        adapter="mockserver.families.sync.SyncFamily",
+        adapter="mockserver.rendering.sync.SyncFamily",
         driver="conformance.drivers.sync.SyncDriver",
     ),
 )}

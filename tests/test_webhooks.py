@@ -257,13 +257,13 @@ def test_aigateway_webhook_url_events_are_signed_with_aig_signature():
 
 # -- fal and sunra: query-parameter webhooks (queue family) ---------------------------------------------
 def require_queue_family() -> None:
-    """Skip only while mockserver/families/queue.py does not exist (it is written concurrently)."""
+    """Skip only while mockserver/rendering/queue.py does not exist (it is written concurrently)."""
     try:
-        import mockserver.families.queue  # noqa: F401
+        import mockserver.rendering.queue  # noqa: F401
     except ImportError as exc:
-        if exc.name != "mockserver.families.queue":
+        if exc.name != "mockserver.rendering.queue":
             raise
-        pytest.skip("mockserver.families.queue is not there yet (queue family written by another helper)")
+        pytest.skip("mockserver.rendering.queue is not there yet (queue family written by another helper)")
 
 
 QUEUE_CASES = {
@@ -364,7 +364,7 @@ def test_receiver_down_is_retried_up_to_max_attempts_without_crashing():
 
 def test_a_failing_event_builder_does_not_block_other_deliveries(monkeypatch):
     """A family bug while building one job's event must not stall the dispatcher for every other job."""
-    from mockserver.families.job import JobFamily
+    from mockserver.rendering.job import JobFamily
 
     broken: set[str] = set()
     original = JobFamily.webhook_event

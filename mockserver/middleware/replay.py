@@ -4,8 +4,8 @@ The cassette format is the one the drift recorder of the conformance suite write
 the contract kernel both tools share): a JSON file with ``provider``, ``hosts`` (host id -> the base URL
 recorded against) and ordered ``interactions``.
 
-How requests are answered (:class:`Replayer`, installed as an aiohttp middleware in front of the live
-routes when ``config.replay`` is set):
+How requests are answered (:class:`Replayer`, run by the :class:`Replay` layer of the middleware composer in
+front of the live pipeline of every route when ``config.replay`` is set):
 
 - **Where.** A recorded URL under a recorded host base URL is served under that host's mount on this server
   (``https://queue.fal.run/fal-ai/...`` -> ``/fal/fal-ai/...``); a URL on the same origin as a recorded
@@ -41,10 +41,10 @@ from aiohttp import web
 
 from specs.cassette import REDACTED, Cassette, CassetteError
 
-from .assets import bytes_response
-from .config import ConfigError
-from .faults import journal_middleware
-from .http import STATE_KEY
+from ..assets import bytes_response
+from ..config import ConfigError
+from ..http import STATE_KEY
+from .compose import Handler, Route
 
 REPLAY_HEADER = "X-Mock-Replay"
 _DROP_HEADERS = {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive", "date",
@@ -264,30 +264,29 @@ def _filler(length: int) -> bytes:
     return (pattern * (length // len(pattern) + 1))[:length]
 
 
-def install(app: web.Application, state) -> Replayer:
-    """Load ``state.config.replay`` and put the replay middleware in front of every route of ``app``.
+class Replay:
+    """The replay layer (every route, admin included): the recorded answer when the cassette holds one for
+    the request, else the live pipeline. Outside the layers that answer for the live engine (request ids,
+    faults) and inside the journal, so replayed provider requests are journaled like live ones.
 
-    Called by ``build_app`` when ``config.replay`` is set, after the provider hosts are mounted.
-    Replayed requests are journaled like live ones. Raises ConfigError for a bad cassette.
+    Args:
+        replayer: the loaded cassette (:meth:`Replayer.load`).
     """
-    replayer = Replayer.load(state.config.replay, state)
-    state.replay = replayer
 
-    @web.middleware
-    async def replay_middleware(request: web.Request, handler):
-        response = await replayer.handle(request)
-        if response is None:
-            return await handler(request)
-        if request.path.startswith("/__mock"):
-            return response
+    name = "replay"
 
-        async def served(_request: web.Request) -> web.StreamResponse:
-            return response
+    def __init__(self, replayer: Replayer):
+        self.replayer = replayer
 
-        return await journal_middleware(request, served)
+    def wrap(self, route: Route, nxt: Handler) -> Handler | None:
+        """The replaying handler around ``nxt`` (every route)."""
+        handle = self.replayer.handle
 
-    app.middlewares.append(replay_middleware)
-    return replayer
+        async def replayed(request: web.Request) -> web.StreamResponse:
+            response = await handle(request)
+            return response if response is not None else await nxt(request)
+
+        return replayed
 
 
-__all__ = ["REPLAY_HEADER", "Replayer", "install"]
+__all__ = ["REPLAY_HEADER", "Replay", "Replayer"]

@@ -1,13 +1,15 @@
-"""Request and response validation against a host's contract, with openapi-core.
+"""Request and response validation against an OpenAPI document, with openapi-core.
 
-The mock serves each provider host under a mount prefix on 127.0.0.1; validation rewrites the request to
-the provider's *real* URL (``https://queue.fal.run/fal-ai/...``) so that openapi-core matches it against
-the vendored contract exactly as it would match real traffic.
+:class:`HostValidator` validates one host of a provider. The mock serves each provider host under a mount
+prefix on 127.0.0.1; validation rewrites the request to the provider's *real* URL
+(``https://queue.fal.run/fal-ai/...``) so that openapi-core matches it against the vendored contract exactly as
+it would match real traffic. :class:`DocumentValidator` does the same for any single-server document (the
+admin API's own contract, ``specs/mockadmin/openapi.yaml``).
 """
 
 from __future__ import annotations
 
-import json
+import copy
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +21,8 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from specs import Contract
 from specs.pointers import deref
+
+from .bodies import form_field_names
 
 
 class _Request:
@@ -72,7 +76,7 @@ def _describe_full(err: BaseException) -> tuple[str, str | None]:
             param = getattr(cause, "name", None)
         cause = cause.__cause__
     if inner:
-        first = inner[0]
+        first = _specific(inner[0])
         path = [str(p) for p in getattr(first, "absolute_path", [])]
         if path and param is None:
             param = path[0]
@@ -91,6 +95,21 @@ def _describe_full(err: BaseException) -> tuple[str, str | None]:
     except Exception:  # openapi-core renders an undecodable body with .decode("utf-8") in __str__
         msg = _unreadable(err)
     return msg, param
+
+
+def _specific(err: Any) -> Any:
+    """The most telling cause of a ``oneOf``/``anyOf`` schema error: among its branches' errors, leaving out
+    the branches whose type the value does not have at all, the best match (jsonschema's ``best_match``)."""
+    from jsonschema.exceptions import best_match
+
+    for _ in range(8):
+        if getattr(err, "validator", None) not in ("oneOf", "anyOf") or not getattr(err, "context", None):
+            break
+        same_type = [e for e in err.context if not (e.validator == "type" and not e.relative_path)]
+        if not same_type:
+            break
+        err = best_match(same_type)
+    return err
 
 
 def _unreadable(exc: BaseException) -> str:
@@ -114,26 +133,6 @@ def _declared_properties(doc: dict, schema: Any) -> set[str]:
         for branch in schema.get(key) or []:
             names |= _declared_properties(doc, branch)
     return names
-
-
-def _form_field_names(body: bytes, content_type: str) -> list[str]:
-    """Field names of a multipart/form-data or urlencoded body (empty when it cannot be parsed)."""
-    if content_type.lower().startswith("application/x-www-form-urlencoded"):
-        from urllib.parse import parse_qsl
-
-        return [k for k, _ in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)]
-    import email.parser
-    import email.policy
-
-    try:
-        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body)
-        if not msg.is_multipart():
-            return []
-        return [name for part in msg.iter_parts()
-                if (name := part.get_param("name", header="content-disposition"))]
-    except Exception:  # malformed bodies are openapi-core's to report
-        return []
 
 
 def _text_loads(value: bytes, **parameters: str) -> str:
@@ -179,29 +178,30 @@ def _with_form_text_encodings(document: dict) -> dict:
     return document
 
 
-class HostValidator:
-    """Validates requests and responses for one host of one provider.
+class DocumentValidator:
+    """Validates requests and responses against one OpenAPI document served at one base URL.
 
     Args:
-        contract: the provider's :class:`specs.Contract`.
-        host_id: a host id from ``provider.yaml`` (``"queue"``, ``"run"``, ...).
+        document: an OpenAPI 3.1 document (a dict; read, never changed).
+        base_url: the URL its paths are relative to (``https://api.openai.com/v1``, ``http://127.0.0.1:8000``).
+        check_path_parameters: when False, errors about path parameters are dropped (the router has already
+            matched the path; a route may answer a malformed id itself, e.g. 404).
     """
 
-    def __init__(self, contract: Contract, host_id: str):
-        self.contract = contract
-        self.host_id = host_id
-        base = urlsplit(contract.host(host_id)["base_url"])
+    def __init__(self, document: dict, base_url: str, check_path_parameters: bool = True):
+        base = urlsplit(base_url)
         self.host_url = f"{base.scheme}://{base.netloc}"
         self.base_path = base.path.rstrip("/")
-        self.openapi = OpenAPI.from_dict(_with_form_text_encodings(contract.host_document(host_id)),
-                                         config=_CONFIG)
+        self.check_path_parameters = check_path_parameters
+        self.document = document
+        self.openapi = OpenAPI.from_dict(_with_form_text_encodings(copy.deepcopy(document)), config=_CONFIG)
 
     def request_errors(self, method: str, path: str, query, headers, body: bytes | None,
                        content_type: str) -> list[tuple[str, str | None]]:
-        """Validate a request; ``path`` is relative to the host base URL (``/videos/abc``).
+        """Validate a request; ``path`` is relative to the base URL (``/videos/abc``).
 
         Returns a list of ``(message, param)`` (empty when valid). Security is not checked here (the mock's
-        auth layer does it first), so security errors are ignored.
+        auth step does it first), so security errors are ignored.
         """
         from openapi_core.validation.request.exceptions import (
             RequestBodyValidationError,
@@ -217,6 +217,8 @@ class HostValidator:
             for err in self.openapi.iter_request_errors(req):
                 if isinstance(err, SecurityValidationError):
                     continue
+                if not self.check_path_parameters and getattr(err, "location", None) == "path":
+                    continue
                 message, param = _describe(err)
                 if param is None and isinstance(err, RequestBodyValidationError):
                     param = "body"  # the whole body is at fault (missing, not JSON, not an object)
@@ -225,10 +227,38 @@ class HostValidator:
             out.append((f"the request body cannot be read as {content_type.split(';')[0] or 'its type'}", "body"))
         return out or self._strict_errors(method, path, query, body, content_type)
 
+    def _strict_errors(self, method: str, path: str, query, body: bytes | None,
+                       content_type: str) -> list[tuple[str, str | None]]:
+        return []
+
+    def response_errors(self, method: str, path: str, query, req_headers, status: int, body: bytes,
+                        content_type: str, headers) -> list[str]:
+        """Validate a response to a request (``path`` relative to the base URL); messages or []."""
+        req = _Request(self.host_url, self.base_path + path, method, query, req_headers, None, "")
+        resp = _Response(status, body, content_type, headers)
+        return [" ".join(str(x) for x in _describe(e) if x) for e in self.openapi.iter_response_errors(req, resp)]
+
+
+class HostValidator(DocumentValidator):
+    """Validates requests and responses for one host of one provider (against the host's own document,
+    :meth:`specs.Contract.host_document`, at the provider's real base URL).
+
+    Args:
+        contract: the provider's :class:`specs.Contract`.
+        host_id: a host id from ``provider.yaml`` (``"queue"``, ``"run"``, ...).
+
+    Raises:
+        specs.SpecError: no such host.
+    """
+
+    def __init__(self, contract: Contract, host_id: str):
+        self.contract = contract
+        self.host_id = host_id
+        self._ops = [op for op in contract.operations() if op.host == host_id]
+        super().__init__(contract.host_document(host_id), contract.host(host_id)["base_url"])
+
     def _operation(self, method: str, path: str) -> dict | None:
         """The operation definition (``$ref``-free where it matters) of ``method path``, or None."""
-        if not hasattr(self, "_ops"):
-            self._ops = [op for op in self.contract.operations() if op.host == self.host_id]
         concrete = [op for op in self._ops if op.method == method.upper() and op.path == path]
         matches = concrete or [op for op in self._ops if op.method == method.upper() and op.path_regex.match(path)]
         return matches[0].definition if matches else None
@@ -256,23 +286,43 @@ class HostValidator:
             schema = deref(doc, content.get("schema") or {})
             if schema.get("additionalProperties") is False:
                 declared = _declared_properties(doc, schema)
-                for name in _form_field_names(body, content_type):
+                for name in form_field_names(body, content_type):
                     if name not in declared:
                         out.append((f"unknown field {name!r} in the form body", name))
                         break
         return out
 
-    def response_errors(self, method: str, path: str, query, req_headers, status: int, body: bytes,
-                        content_type: str, headers) -> list[str]:
-        """Validate a response to a request (``path`` relative to the host base URL); messages or []."""
-        req = _Request(self.host_url, self.base_path + path, method, query, req_headers, None, "")
-        resp = _Response(status, body, content_type, headers)
-        return [" ".join(str(x) for x in _describe(e) if x) for e in self.openapi.iter_response_errors(req, resp)]
 
+class BodyValidator:
+    """JSON Schema validation of one operation's JSON request body, compiled once (no openapi-core request
+    processing): what a control API that is called often (the admin API) needs.
 
-def parse_json_body(raw: bytes) -> Any:
-    """Parse a JSON request body; raises ValueError with a short message when malformed."""
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"request body is not valid JSON: {exc}") from None
+    Args:
+        document: the OpenAPI 3.1 document (its ``components`` resolve ``$ref``).
+        operation: the operation object (its ``requestBody``'s ``application/json`` schema is used).
+
+    Raises:
+        KeyError: the operation has no JSON request body.
+    """
+
+    def __init__(self, document: dict, operation: dict):
+        from jsonschema import Draft202012Validator
+
+        body = deref(document, operation["requestBody"])
+        self.required = bool(body.get("required"))
+        schema = body["content"]["application/json"]["schema"]
+        self._validator = Draft202012Validator({"allOf": [schema],
+                                                "components": copy.deepcopy(document.get("components") or {})})
+
+    def errors(self, value: Any) -> list[tuple[str, str | None]]:
+        """``[(message, param)]`` for a parsed body (None: no body), empty when valid; ``param`` is the
+        offending top-level field, or ``"body"``."""
+        if value is None:
+            return [("the request body is required", "body")] if self.required else []
+        first = next(iter(sorted(self._validator.iter_errors(value), key=lambda e: list(e.absolute_path))), None)
+        if first is None:
+            return []
+        err = _specific(first)
+        path = [str(p) for p in err.absolute_path]
+        where = ".".join(path)
+        return [(_short(f"{where}: {err.message}" if where else err.message), path[0] if path else "body")]

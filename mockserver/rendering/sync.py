@@ -3,7 +3,8 @@
 ``run`` creates the job like a queue submit would, waits until the job's computed state is terminal, then
 answers the provider's result body (``mock.result`` in provider.yaml; fal.run: the same body as the queue
 result, reference/protocols.md §2; onerouter: ``{data: [{url, revised_prompt, video_id}], created}``,
-reference/protocols.md §4) or the provider's failure error.
+reference/protocols.md §4) or the provider's failure error. Templates: ``result``, ``file``, ``sync``
+(``{max_wait_seconds, timeout: <answer>}``), ``output_id`` (:mod:`mockserver.rendering.queue`).
 
 Waiting follows the mock's clock:
 
@@ -72,6 +73,9 @@ class SyncFamily(QueueOutputs):
 
     async def op_run(self, ctx) -> web.Response:
         body = ctx.body if isinstance(ctx.body, dict) else {}
+        err = self.webhook_error(ctx)
+        if err is not None:
+            return err
         kind, source, err = self.kind_and_source(ctx, body)
         if err is not None:
             return err
@@ -80,9 +84,7 @@ class SyncFamily(QueueOutputs):
         if st is None:
             spec = self.sync_settings.get("timeout") or {"error": "server_error"}
             message = "the generation did not finish in time"
-            values = self.template_vars(job, self.job_state(job),
-                                        extra={"message": lambda: message})
-            return self.answer(ctx, spec, values, message=message)
+            return self.answer(ctx, spec, self.variables(job, self.job_state(job), message=message), message=message)
         if st.status == eng.FAILED:
             return self.failure_error(ctx, job)
         if st.status == eng.CANCELLED:
@@ -90,3 +92,6 @@ class SyncFamily(QueueOutputs):
         out = self.result_body(job, st)
         self.mark_delivered(job)
         return ctx.json(out)
+
+
+__all__ = ["MANUAL_POLL_SECONDS", "MAX_WAIT_SECONDS", "SyncFamily"]

@@ -1,30 +1,20 @@
-"""Webhook delivery: per-request webhooks (fal ``fal_webhook``, sunra ``webhook``, aigateway
-``webhook_url``) and OpenAI's project-level events (``--openai-webhook-url``).
+"""Webhook delivery: per-request webhooks (fal ``fal_webhook``, sunra ``webhook``, aigateway ``webhook_url``: the
+URL a request names through its operation's OpenAPI ``callbacks``) and project-level events (a contract with
+top-level ``webhooks``, e.g. OpenAI's, sent to ``--openai-webhook-url``).
 
 Jobs have no timers (their state is a function of time), so one background task watches the jobs that
 have a webhook target and delivers an event once a job's computed state is terminal. Deliveries retry with
 exponential backoff (``webhook_max_attempts``, ``webhook_backoff``); every attempt is recorded and visible at
-``GET /__mock/webhooks``.
+``GET /__mock/webhooks``; each attempt is its own task, so a receiver that hangs delays no other delivery.
 
-A family's ``webhook_event(job, state)`` returns ``(event_name, payload)``, or None when the terminal state
-has no event (nothing is delivered). Signature timestamps are real unix seconds (see ``_headers``).
-
-Signing:
-
-- OpenAI (Standard Webhooks, as verified by ``openai`` 3.54.0 ``lib/_webhooks.py``): headers
-  ``webhook-id``, ``webhook-timestamp``, ``webhook-signature: v1,<base64 HMAC-SHA256 of
-  "{id}.{timestamp}.{body}">`` with the base64 key after the ``whsec_`` prefix.
-- aigateway (seed 004 / reference §4): ``aig-timestamp`` and ``aig-signature``: hex HMAC-SHA256 of
-  ``"{timestamp}.{body}"`` with the configured secret.
-- fal and sunra: unsigned (their signing is unconfirmed in reference/protocols.md).
+What is sent is the family's business: ``family.webhook_event(job, state)`` returns ``(event name, payload)``,
+or None when the terminal state has no event (nothing is delivered); ``family.webhook_signing`` is the
+provider.yaml signing spec (:mod:`.signing`). Signature timestamps are real unix seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import itertools
 import json
 import logging
@@ -32,21 +22,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import engine as eng
+from .. import engine as eng
+from .signing import signature_headers
 
 log = logging.getLogger("mockserver.webhooks")
-
-
-def sign_standard_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """``v1,<sig>`` for the Standard Webhooks scheme used by OpenAI (``whsec_`` base64 secret)."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
-
-
-def sign_hex(secret: str, timestamp: int, body: bytes) -> str:
-    """Hex HMAC-SHA256 of ``"{timestamp}.{body}"`` (aigateway's ``aig-signature``)."""
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -59,13 +38,14 @@ class Delivery:
     url: str
     event: str
     payload: dict
-    signing: str | None
+    signing: dict | None
     attempts: list[dict] = field(default_factory=list)
     delivered: bool = False
     next_at: float = 0.0  # real monotonic seconds
     in_flight: bool = False  # an attempt is under way (each attempt is its own task)
 
     def to_json(self) -> dict:
+        """The delivery as the admin API lists it."""
         return {"id": self.id, "provider": self.provider, "job_id": self.job_id, "url": self.url,
                 "event": self.event, "payload": self.payload, "delivered": self.delivered,
                 "attempts": self.attempts}
@@ -87,14 +67,12 @@ class WebhookDispatcher:
         self._attempts: set[asyncio.Task] = set()  # attempts under way (a slow receiver delays no other one)
 
     # -- registration (called by the family adapters) -----------------------------------------------
-    def job_created(self, job: eng.Job, family, ctx) -> None:
-        """Register a new job if its request (or the provider's project settings) names a webhook URL."""
-        target = getattr(family, "webhook_target", None)
-        url = target(ctx) if target else None
-        if url:
-            self.watch.append((job, family, url))
-            if self._wake is not None:
-                self._wake.set()
+    def watch_job(self, job: eng.Job, family: Any, url: str) -> None:
+        """Deliver ``job``'s terminal event to ``url`` (an absolute http(s) URL) once it ends; ``family`` is
+        the adapter that renders the event (``webhook_event``, ``webhook_signing``)."""
+        self.watch.append((job, family, url))
+        if self._wake is not None:
+            self._wake.set()
 
     def wake(self) -> None:
         """Check the watched jobs now instead of at the next poll (after the clock or a job was moved)."""
@@ -103,10 +81,12 @@ class WebhookDispatcher:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Start the background task (on the server's loop, at startup)."""
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        """Cancel attempts under way and the background task; close the HTTP session."""
         for t in list(self._attempts):
             t.cancel()
         if self._attempts:
@@ -121,6 +101,7 @@ class WebhookDispatcher:
             await self._session.close()
 
     def reset(self) -> None:
+        """Forget watched jobs and deliveries (admin reset)."""
         self.watch.clear()
         self.deliveries.clear()
 
@@ -152,7 +133,7 @@ class WebhookDispatcher:
                     continue
                 if event is None:  # e.g. a cancelled aigateway job: the contract declares no event
                     continue
-                signing = getattr(family, "webhook_signing", lambda: None)()
+                signing = family.webhook_signing
                 self.deliveries.append(Delivery(next(self._ids), job.provider, job.id, url, event[0], event[1],
                                                 signing))
             elif not job.deleted:
@@ -170,16 +151,8 @@ class WebhookDispatcher:
         # Real time, not the mock's virtual clock: receivers check the signature timestamp against their own
         # clock (openai 3.54.0 ``verify_signature`` and aigateway both allow 300 s), and a manual or sped-up
         # clock is far from it.
-        ts = int(time.time())
         headers = {"Content-Type": "application/json", "User-Agent": "sora-remix-mock/0.1"}
-        if d.signing == "standard":
-            msg_id = f"wh_{d.id:08d}"
-            headers.update({"webhook-id": msg_id, "webhook-timestamp": str(ts),
-                            "webhook-signature": sign_standard_webhook(self.state.config.openai_webhook_secret,
-                                                                       msg_id, ts, body)})
-        elif d.signing == "aig":
-            headers.update({"aig-timestamp": str(ts),
-                            "aig-signature": sign_hex(self.state.config.aigateway_webhook_secret, ts, body)})
+        headers.update(signature_headers(d.signing, self.state.config, d.id, int(time.time()), body))
         return headers
 
     async def _attempt(self, d: Delivery) -> None:

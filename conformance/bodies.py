@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from specs import Contract, Operation
-from specs.validate import get_pointer, resolve_pointer
+from specs.pointers import get_pointer, resolve_pointer, set_pointer, tokens
 
 from . import schema as sch
 from .spend import params_rules
@@ -59,24 +59,6 @@ class Request:
             self.headers[name] = value
         elif where == "body" and isinstance(self.body, dict):
             set_pointer(self.body, name, value)
-
-
-def set_pointer(body: dict, pointer: str, value: Any) -> None:
-    """Set ``value`` at a JSON pointer, creating objects on the way (multipart ``a[b]`` keys honoured)."""
-    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.lstrip("/").split("/") if t]
-    if not tokens:
-        return
-    if len(tokens) > 1:
-        flat = tokens[0] + "".join(f"[{t}]" for t in tokens[1:])
-        if flat in body:
-            body[flat] = value
-            return
-    node = body
-    for t in tokens[:-1]:
-        if not isinstance(node.get(t), dict):
-            node[t] = {}
-        node = node[t]
-    node[tokens[-1]] = value
 
 
 def _examples(contract: Contract, op: Operation, ctype: str) -> list[Any]:
@@ -205,7 +187,7 @@ def build(contract: Contract, op: Operation, kind: str, *, source_id: str | None
         set_pointer(body, kv[0], kv[1])
     rules = params_rules(contract)
     prompt_rule = rules.get("prompt") or {"pointer": "/prompt"}
-    if sch.schema_at(doc, schema, _tokens(prompt_rule["pointer"])) is not None:
+    if sch.schema_at(doc, schema, tokens(prompt_rule["pointer"])) is not None:
         set_pointer(body, prompt_rule["pointer"], PROMPT)
     if kind == "remix" and src.get("in") == "body":
         set_pointer(body, src.get("pointer", "/video_id"), source_id)
@@ -214,7 +196,7 @@ def build(contract: Contract, op: Operation, kind: str, *, source_id: str | None
         rule = rules.get(name)
         if not rule:
             continue
-        prop = sch.schema_at(doc, schema, _tokens(rule["pointer"]))
+        prop = sch.schema_at(doc, schema, tokens(rule["pointer"]))
         if prop is None:
             continue
         mapping = rule.get("map")
@@ -233,7 +215,7 @@ def build(contract: Contract, op: Operation, kind: str, *, source_id: str | None
         overrides.append(name)
     if keep_output:
         rule = rules.get("delete_video")
-        if rule and sch.schema_at(doc, schema, _tokens(rule["pointer"])) is not None:
+        if rule and sch.schema_at(doc, schema, tokens(rule["pointer"])) is not None:
             set_pointer(body, rule["pointer"], False)
     errs = sch.errors(doc, sptr, body)
     while errs and overrides:
@@ -250,17 +232,13 @@ def build(contract: Contract, op: Operation, kind: str, *, source_id: str | None
     return req
 
 
-def _tokens(pointer: str) -> list[str]:
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer.lstrip("/").split("/") if t]
-
-
 def _drop(body: dict, pointer: str) -> None:
-    tokens = _tokens(pointer)
+    toks = tokens(pointer)
     node = body
-    for t in tokens[:-1]:
+    for t in toks[:-1]:
         node = node.get(t) if isinstance(node, dict) else None
     if isinstance(node, dict):
-        node.pop(tokens[-1], None)
+        node.pop(toks[-1], None)
 
 
 def requested_of(contract: Contract, body: Any, source: dict | None = None) -> dict[str, Any]:

@@ -40,12 +40,13 @@ import requests
 
 from specs import Contract, Operation
 from specs.ids import ID_FORMATS, new_id
+from specs.pointers import get_pointer, set_pointer
 
 from . import schema as sch
-from .bodies import set_pointer
 from .context import ProviderRun, op_label, sub_seed
 from .http import RunStopped
 from .spend import SpendBlocked
+from .webhooks import callback_of
 
 CURSOR_PARAMS = {"after", "before", "starting_after", "ending_before", "cursor"}
 ROLES_FRESH = {"cancel", "delete"}            # consume their job: one fresh job per positive example
@@ -378,6 +379,29 @@ class OperationRunner:
         self.source_param = src.get("name") if src.get("in") == "path" else None
         self.source_pointer = src.get("pointer") if src.get("in") == "body" else None
 
+    def _pin_callback(self, case) -> None:
+        """A generated webhook URL (the operation's callback parameter) would have the target POST to any host
+        hypothesis drew: point it at the suite's own receiver instead (or drop it when there is none)."""
+        cb = callback_of(self.run.contract, self.op)
+        if cb is None:
+            return
+        receiver = self.run.target.receiver
+        url = receiver.url("contract-case") if receiver is not None else None
+        if cb.in_ in ("query", "header"):
+            values = case.query if cb.in_ == "query" else case.headers
+            if values and cb.name in values and isinstance(values[cb.name], str) and \
+                    values[cb.name].startswith(("http://", "https://")):
+                if url is None:
+                    del values[cb.name]
+                else:
+                    values[cb.name] = url
+        elif cb.in_ == "body" and isinstance(case.body, dict):
+            value = get_pointer(case.body, cb.name)
+            if isinstance(value, str) and value.startswith(("http://", "https://")):
+                body = copy.deepcopy(case.body)
+                set_pointer(body, cb.name, url or "http://127.0.0.1:9/discard")
+                case.body = body
+
     def _gen_error(self, message: str) -> None:
         self.run.suite_error("generation", message, operation=self.label)
 
@@ -573,6 +597,7 @@ class OperationRunner:
             return None, None, "skip: the run stopped"
         if planned.mode == "positive":
             _normalize_parts(case)
+        self._pin_callback(case)
         try:
             resp = case.call(base_url=self.base_url, session=self.run.client.session, headers=headers,
                              timeout=self.run.config.timeout)
@@ -657,6 +682,8 @@ class OperationRunner:
                 run.skip(name, reason)
             run.results.note(run.id, f"{self.label}: skipped (paid operation, no --allow-spend)")
             return 0
+        if run.stopped:  # generating cases costs CPU seconds: none once the run has stopped
+            return 0
         paid = self.op.billable and not free
         n_pos = cfg.paid_examples if paid else cfg.examples
         seed = sub_seed(cfg.seed, run.id, self.op.operation_id)
@@ -665,10 +692,12 @@ class OperationRunner:
         if why and not pos:
             run.skip("positive_data_acceptance", f"{self.label}: {why}")
         planned += pos
-        if not paid:
+        if not paid and not run.stopped:
             planned += self.negative(cfg.negative_examples, seed + 1)
+        if run.stopped:
+            return 0
         bases = [p.case for p in pos] or generate(self.st_op, "positive", 5, seed + 2, self._gen_error)
-        if not paid:
+        if not paid and not run.stopped:
             missing = max(cfg.unknown_examples, cfg.examples - len(planned) - 2 * cfg.auth_examples)
             planned += self.unknown(missing, seed + 3, bases)
         planned += self.auth(cfg.auth_examples, bases)
@@ -752,9 +781,13 @@ def run_contract(run: ProviderRun) -> None:
             op = ops.get((st_op.method.upper(), st_op.path))
             if op is None:
                 continue
+            if run.stopped:
+                return
             if wanted & per_case:
                 run.progress(f"contract {i}/{total} {op.operation_id}")
                 OperationRunner(run, st_op, op, base).execute()
+        if run.stopped:
+            return
         run_method_checks(run, host["id"], base)
     if not any(o.role == "status_stream" for o in run.contract.operations()):
         run.skip("sse_event_conformance", "the contract has no status_stream operation")

@@ -22,7 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from specs import Contract, Operation
-from specs.validate import get_pointer, pointer
+from specs.expressions import parse_request_expression
+from specs.pointers import get_pointer, pointer, tokens
 
 from . import schema as sch
 
@@ -115,21 +116,6 @@ class Callback:
     delivery: dict[str, Any]
 
 
-def parse_request_expression(expr: str) -> tuple[str, str] | None:
-    """``{$request.query.NAME}`` / ``{$request.header.NAME}`` / ``{$request.body#/POINTER}`` -> ``(in, name)``
-    (OpenAPI 3.1 runtime expressions, the forms a callback URL can take); None for any other form."""
-    text = expr.strip()
-    if text.startswith("{") and text.endswith("}"):
-        text = text[1:-1]
-    if text.startswith("$request.query."):
-        return "query", text[len("$request.query."):]
-    if text.startswith("$request.header."):
-        return "header", text[len("$request.header."):]
-    if text.startswith("$request.body#"):
-        return "body", text[len("$request.body#"):] or "/"
-    return None
-
-
 def callback_of(contract: Contract, op: Operation) -> Callback | None:
     """The first per-request webhook ``op`` declares with an ``x-delivery`` mapping, or None."""
     doc = contract.openapi
@@ -144,7 +130,7 @@ def callback_of(contract: Contract, op: Operation) -> Callback | None:
             schema_ptr = None
             content = (sch.deref(doc, post.get("requestBody") or {}) or {}).get("content") or {}
             if "application/json" in content and "schema" in content["application/json"]:
-                schema_ptr = pointer(*_tokens(cb_ptr), expr, "post", "requestBody", "content", "application/json",
+                schema_ptr = pointer(*tokens(cb_ptr.lstrip("#")), expr, "post", "requestBody", "content", "application/json",
                                      "schema")
             return Callback(target[0], target[1], schema_ptr, post["x-delivery"])
     return None
@@ -162,10 +148,6 @@ def project_webhooks(contract: Contract) -> list[tuple[str, dict[str, Any]]]:
             if "schema" in (content.get("application/json") or {}) else None
         out.append((ptr, post["x-delivery"]))
     return out
-
-
-def _tokens(ptr: str) -> list[str]:
-    return [t.replace("~1", "/").replace("~0", "~") for t in ptr.lstrip("#").lstrip("/").split("/") if t]
 
 
 def delivered_state(contract: Contract, delivery: dict[str, Any], body: Any) -> tuple[Any, tuple[str, ...]]:

@@ -200,6 +200,14 @@ class Contract:
         """USD per generated second from ``provider.yaml`` ``pricing``, or None if undocumented."""
         return (self.provider.get("pricing") or {}).get("usd_per_second")
 
+    def job_fields(self) -> dict[str, str]:
+        """Where the provider's job object carries each neutral field, as JSON pointers: provider.yaml
+        ``fields`` (e.g. ``{"progress": "/percent"}``). Names: ``id``, ``status``, ``progress``,
+        ``queue_position``, ``error``, ``lineage`` (the remix source), ``created``, ``started``, ``completed``,
+        ``expires``. A name left out is read by its usual name (``/progress``; ``/id`` or ``/request_id``;
+        ``*_at`` timestamps; ``remixed_from*``). Returns a fresh dict of the declared entries only."""
+        return dict(self.provider.get("fields") or {})
+
     def status_value(self, neutral: str) -> str:
         """The provider's status string for a neutral state (first matching entry of ``statuses``)."""
         for entry in self.provider["statuses"]:

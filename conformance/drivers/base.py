@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from specs import Contract, Operation
+from specs.pointers import get_pointer, tokens
 
 from .. import schema as sch
 from ..bodies import Request
@@ -438,20 +439,35 @@ class Driver:
                         body=body, exchange=getattr(resp, "exchange", None), source=source)
         if not isinstance(body, dict):
             return snap
-        for key in ("id", "request_id"):
-            if key in body:
-                snap.id = body[key]
-                break
-        snap.status = body.get("status", MISSING)
+        fields = self.contract.job_fields()  # provider.yaml `fields`: where this provider puts each field
+
+        def read(name: str, *usual: str) -> Any:
+            if name in fields:
+                value = get_pointer(body, fields[name])
+                return MISSING if value is None and not _has_pointer(body, fields[name]) else value
+            return next((body[k] for k in usual if k in body), MISSING)
+
+        snap.id = read("id", "id", "request_id")
+        snap.status = read("status", "status")
         snap.neutral = self.neutral_of(snap.status, body, job)
-        snap.progress = body.get("progress", MISSING)
-        snap.queue_position = body.get("queue_position", MISSING)
-        snap.error = body.get("error", MISSING)
+        snap.progress = read("progress", "progress")
+        snap.queue_position = read("queue_position", "queue_position")
+        snap.error = read("error", "error")
+        mapped = {tokens(p)[0] for p in fields.values()}
+        for name in ("created", "started", "completed", "expires"):
+            if name in fields:
+                value = read(name)
+                if value is not MISSING:
+                    snap.timestamps[name] = value
         for k, v in body.items():
+            if k in mapped:
+                continue
             if k.endswith("_at") or k in ("created", "updated"):
                 snap.timestamps[k] = v
-            if k.startswith("remixed_from"):
+            if k.startswith("remixed_from") and "lineage" not in fields:
                 snap.lineage = v
+        if "lineage" in fields:
+            snap.lineage = read("lineage")
         return snap
 
     def source_id_from(self, job: Job, output: Any) -> str:
@@ -587,6 +603,16 @@ class Driver:
 
 
 _NOT_ASSET_URLS = {"status_url", "response_url", "cancel_url", "webhook_url"}
+
+
+def _has_pointer(body: Any, ptr: str) -> bool:
+    """True when ``ptr`` names a present key of ``body`` (its value may be null)."""
+    node = body
+    for t in tokens(ptr):
+        if not isinstance(node, dict) or t not in node:
+            return False
+        node = node[t]
+    return True
 
 
 def _find_key(node: Any, names: set[str], depth: int = 0) -> Any:

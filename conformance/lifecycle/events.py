@@ -70,6 +70,9 @@ class Monitor:
         seen = self.run.seen
         if isinstance(snap.body, dict):
             seen["fields"].update(snap.body)
+        # the neutral names too (a provider may call progress "percent": provider.yaml fields)
+        seen["fields"].update(n for n in ("progress", "queue_position", "error", "lineage")
+                              if getattr(snap, n) is not MISSING)
         seen["states"].update(snap.neutral)
         if prev is None and snap.source in ("poll", "probe", "submit") and id(job) not in seen["first"]:
             seen["first"][id(job)] = snap.neutral

@@ -14,7 +14,9 @@ from ..registry import lookup
 
 
 def _job_fields(run: ProviderRun) -> set[str]:
-    """Property names of the job objects the poll operations return (from the contract)."""
+    """Property names of the job objects the poll operations return (from the contract), plus the neutral
+    names provider.yaml ``fields`` maps onto one of them (``progress`` for a provider that calls it
+    ``percent``)."""
     from specs.validate import resolve_pointer
 
     out: set[str] = set()
@@ -24,7 +26,12 @@ def _job_fields(run: ProviderRun) -> set[str]:
                 ptr = sch.response_schema(run.contract, op, 200)
                 if ptr:
                     out |= set(sch.properties(run.contract.openapi, resolve_pointer(run.contract.openapi, ptr)))
-    return out
+    mapped = {name for name, ptr in run.contract.job_fields().items() if ptr.strip("/").split("/")[0] in out}
+    if mapped & {"created", "started", "completed", "expires"}:
+        mapped.add("created_at")  # a mapped timestamp counts as a timestamp
+    if "lineage" in mapped:
+        mapped.add("remixed_from")
+    return out | mapped
 
 
 _ROLE_OF = {"cancel": "cancel", "list": "list", "delete": "delete", "stream": "status_stream"}

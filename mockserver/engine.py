@@ -59,10 +59,14 @@ __all__ = [
     "Engine",
     "Job",
     "JobStore",
+    "JobStoreInterface",
     "ManualClock",
     "State",
     "SystemClock",
     "Timing",
+    "advanced",
+    "check_create",
+    "end_time",
     "new_id",
     "state_at",
 ]
@@ -467,6 +471,145 @@ def state_at(job: Job, now: float) -> State:
 # ID_FORMATS and new_id live in the kernel (specs/ids.py): the conformance suite draws unknown ids with them.
 
 
+# ------------------------------------------------------------------------------- shared by every store
+
+
+def check_create(kind: str, timing: Any, params: Any, failure: Any, fail_at: Any, queue_position: Any,
+                 id_format: str) -> None:
+    """Check the arguments of a job store's ``create`` (every backend applies the same rules).
+
+    Raises:
+        ValueError: an unknown kind or id format, a bad failure/fail_at/queue_position, non-dict params or a
+            non-Timing timing (one line naming the argument).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown job kind {kind!r}; expected one of {sorted(KINDS)}")
+    if not isinstance(timing, Timing):
+        raise ValueError(f"timing must be a Timing, got {type(timing).__name__}")
+    if not isinstance(params, dict):
+        raise ValueError(f"params must be a dict, got {type(params).__name__}")
+    if failure is not None and (not isinstance(failure, str) or not failure):
+        raise ValueError(f"failure must be None or a non-empty code string, got {failure!r}")
+    if isinstance(fail_at, bool) or not isinstance(fail_at, int | float) or not 0.0 <= fail_at <= 1.0:
+        raise ValueError(f"fail_at must be a fraction in [0, 1], got {fail_at!r}")
+    if queue_position is not None and (
+        isinstance(queue_position, bool) or not isinstance(queue_position, int) or queue_position < 0
+    ):
+        raise ValueError(f"queue_position must be an int >= 0, got {queue_position!r}")
+    if id_format not in ID_FORMATS:
+        raise ValueError(f"unknown id format {id_format!r}; expected one of {sorted(ID_FORMATS)}")
+
+
+def end_time(job: Job) -> float:
+    """Virtual seconds at which ``job`` reaches its terminal status (completed, failed or cancelled), as
+    :func:`state_at` computes it: ``state_at(job, t).terminal`` iff ``t >= end_time(job)``.  A held job ends
+    about :data:`HOLD_SECONDS` from now.  Used to schedule webhook deliveries without a timer per job."""
+    timing = job.timing
+    started = job.created + timing.queued
+    end = started + (timing.in_progress if job.failure is None else job.fail_at * timing.in_progress)
+    cancelled = job.cancelled_at
+    if cancelled is not None and cancelled < end:
+        end = max(cancelled, job.created)
+    return end
+
+
+def advanced(job: Job, to: str, t: float) -> tuple[Timing, float] | None:
+    """The new ``(timing, fail_at)`` that moves ``job`` so that phase ``to`` begins at virtual time ``t``, or
+    None when the job is deleted or already at or past ``to`` at ``t``.  Pure: the job is not changed (see
+    :meth:`JobStore.advance` for the rules; every store applies them through this function).
+
+    Args:
+        job: the job; ``to``: one of :data:`ADVANCE_TARGETS`; ``t``: virtual seconds (finite).
+
+    Raises:
+        ValueError: ``to`` is not one of :data:`ADVANCE_TARGETS`, or ``t`` is not finite.
+    """
+    if not isinstance(to, str) or to not in ADVANCE_TARGETS:
+        raise ValueError(f"advance target must be one of {', '.join(ADVANCE_TARGETS)}, got {to!r}")
+    if not math.isfinite(t):
+        raise ValueError(f"advance time must be finite, got {t!r}")
+    if job.deleted:
+        return None
+    t = max(t, job.created)
+    before = state_at(job, t)
+    if STATUS_ORDER[before.status] >= (1 if to == IN_PROGRESS else 2):
+        return None
+    created, timing = job.created, job.timing
+    if before.status == QUEUED:
+        queued = _span(created, t, t - created)  # starts at t (or the float just below)
+        candidates = [(Timing(queued, timing.in_progress if to == IN_PROGRESS else 0.0), job.fail_at)]
+    else:  # in progress, to "end": shorten the run so that it ends at t
+        started = created + timing.queued
+        whole = _span(started, t, t - started)
+        candidates = [(Timing(timing.queued, whole), job.fail_at)]
+        frac = job.fail_at
+        if job.failure is not None and frac != 1.0:  # 0 < fail_at < 1 while in progress
+            hi = min((t - started) / frac, timing.in_progress)
+            scaled = _span(started, t, hi, frac)
+            candidates = [(Timing(timing.queued, scaled), frac), (Timing(timing.queued, whole), 1.0)]
+    for new_timing, fail_at in candidates:
+        trial = Job(job.id, job.provider, job.kind, created, new_timing, job.failure, fail_at,
+                    job.source_id, job.params, job.queue_position, job.seq)
+        trial.cancelled_at = job.cancelled_at
+        after = state_at(trial, t)
+        if (STATUS_ORDER[after.status] >= (1 if to == IN_PROGRESS else 2)
+                and after.progress >= before.progress and after.queue_position <= before.queue_position
+                and (before.started_at is None or after.started_at == before.started_at)):
+            return new_timing, fail_at
+    raise RuntimeError(f"cannot advance job {job.id!r} to {to!r} without going backwards")  # pragma: no cover
+
+
+class JobStoreInterface(Protocol):
+    """What the mock needs from a job store; three backends implement it (``--store``):
+
+    - :class:`JobStore`: memory, one process (the default);
+    - ``mockserver.store.SharedJobStore`` over a SQLite file or a Redis server (many processes).
+
+    A job's state is a function of time, so a job is written once (``create``) and rarely again
+    (``cancel``, ``advance``, ``delete``, ``mark_delivered``); polls only read (``get``).  Every mutation
+    goes through a method here (never by setting a :class:`Job` attribute), so a shared store sees it.
+
+    Attributes:
+        clock: the :class:`Clock` the store reads.  ``shared``: True when other processes see the same jobs.
+    """
+
+    clock: Clock
+    shared: bool
+
+    def create(self, provider: str, kind: str, params: dict[str, Any], timing: Timing,
+               failure: str | None = None, source_id: str | None = None, id: str | None = None, *,
+               fail_at: float = 1.0, queue_position: int | None = None, id_prefix: str = "",
+               id_format: str = "uuid4", now: float | None = None, failure_message: str | None = None,
+               requested: bool = False, logs: bool | None = None) -> Job: ...
+
+    def get(self, provider: str, id: str) -> Job: ...
+
+    def reload(self, job: Job) -> Job: ...
+
+    def cancel(self, job: Job, now: float | None = None) -> bool: ...
+
+    def advance(self, job: Job, to: str, now: float | None = None) -> bool: ...
+
+    def delete(self, job: Job) -> bool: ...
+
+    def mark_delivered(self, job: Job) -> bool: ...
+
+    def poll_get(self, job: Job, who: str) -> tuple[float, tuple[float, float]] | None: ...
+
+    def poll_put(self, job: Job, who: str, value: tuple[float, tuple[float, float]]) -> None: ...
+
+    def reset(self, rng: random.Random | None = None) -> None: ...
+
+    def state(self, job: Job, now: float | None = None) -> State: ...
+
+    def list(self, provider: str, order: str = "desc", after: str | None = None,
+             limit: int = 20) -> tuple[list[Job], bool]: ...
+
+    def count(self, provider: str) -> int: ...
+
+    def __len__(self) -> int: ...
+
+
 # ----------------------------------------------------------------------------------------------- store
 
 
@@ -480,7 +623,12 @@ class JobStore:
 
     Memory: one :class:`Job` (18 slots) + its id string + its params dict + one dict entry and one list
     slot; bench/engine_memory.py measures the total per job.
+
+    This is the ``memory`` backend of :class:`JobStoreInterface` (``--store memory``, the default).
     """
+
+    #: Jobs live in this process only (``mockserver.store.SharedJobStore`` is the shared one).
+    shared = False
 
     def __init__(self, clock: Clock, rng: random.Random | None = None) -> None:
         self.clock = clock
@@ -509,6 +657,8 @@ class JobStore:
         id_format: str = "uuid4",
         now: float | None = None,
         failure_message: str | None = None,
+        requested: bool = False,
+        logs: bool | None = None,
     ) -> Job:
         """Submit a job at virtual time ``now`` (default ``clock.now()``) and return it.
 
@@ -525,27 +675,14 @@ class JobStore:
             queue_position: initial queue position (int >= 0).  Default: the number of this provider's
                 earlier jobs that have not started yet (cancelled ones are still counted).
             failure_message: message of ``failure`` (kept in :attr:`Job.failure_message`).
+            requested: kept in :attr:`Job.requested` (created by a provider request that named it).
+            logs: kept in :attr:`Job.logs` (the ``logs`` flag of a queue submit, or None).
 
         Raises:
             ValueError: on an unknown kind or id format, a bad failure/fail_at/queue_position, non-dict
                 params, a non-Timing timing, or an explicit id already used by this provider.
         """
-        if kind not in KINDS:
-            raise ValueError(f"unknown job kind {kind!r}; expected one of {sorted(KINDS)}")
-        if not isinstance(timing, Timing):
-            raise ValueError(f"timing must be a Timing, got {type(timing).__name__}")
-        if not isinstance(params, dict):
-            raise ValueError(f"params must be a dict, got {type(params).__name__}")
-        if failure is not None and (not isinstance(failure, str) or not failure):
-            raise ValueError(f"failure must be None or a non-empty code string, got {failure!r}")
-        if isinstance(fail_at, bool) or not isinstance(fail_at, int | float) or not 0.0 <= fail_at <= 1.0:
-            raise ValueError(f"fail_at must be a fraction in [0, 1], got {fail_at!r}")
-        if queue_position is not None and (
-            isinstance(queue_position, bool) or not isinstance(queue_position, int) or queue_position < 0
-        ):
-            raise ValueError(f"queue_position must be an int >= 0, got {queue_position!r}")
-        if id_format not in ID_FORMATS:
-            raise ValueError(f"unknown id format {id_format!r}; expected one of {sorted(ID_FORMATS)}")
+        check_create(kind, timing, params, failure, fail_at, queue_position, id_format)
 
         t = self.clock.now() if now is None else float(now)
         by_id = self._by_id.setdefault(provider, {})
@@ -571,6 +708,8 @@ class JobStore:
         job = Job(id, provider, kind, t, timing, failure, float(fail_at), source_id, params,
                   queue_position, len(ordered))
         job.failure_message = failure_message
+        job.requested = bool(requested)
+        job.logs = logs
         by_id[id] = job
         ordered.append(job)
         self._live += 1
@@ -618,42 +757,13 @@ class JobStore:
         Raises:
             ValueError: ``to`` is not one of :data:`ADVANCE_TARGETS`, or ``now`` is not finite.
         """
-        if not isinstance(to, str) or to not in ADVANCE_TARGETS:
-            raise ValueError(f"advance target must be one of {', '.join(ADVANCE_TARGETS)}, got {to!r}")
         t = self.clock.now() if now is None else float(now)
-        if not math.isfinite(t):
-            raise ValueError(f"advance time must be finite, got {now!r}")
-        if job.deleted:
+        moved = advanced(job, to, t)
+        if moved is None:
             return False
-        t = max(t, job.created)
-        before = state_at(job, t)
-        if STATUS_ORDER[before.status] >= (1 if to == IN_PROGRESS else 2):
-            return False
+        new_timing, fail_at = moved
         created, timing = job.created, job.timing
-        if before.status == QUEUED:
-            queued = _span(created, t, t - created)  # starts at t (or the float just below)
-            candidates = [(Timing(queued, timing.in_progress if to == IN_PROGRESS else 0.0), job.fail_at)]
-        else:  # in progress, to "end": shorten the run so that it ends at t
-            started = created + timing.queued
-            whole = _span(started, t, t - started)
-            candidates = [(Timing(timing.queued, whole), job.fail_at)]
-            frac = job.fail_at
-            if job.failure is not None and frac != 1.0:  # 0 < fail_at < 1 while in progress
-                hi = min((t - started) / frac, timing.in_progress)
-                scaled = _span(started, t, hi, frac)
-                candidates = [(Timing(timing.queued, scaled), frac), (Timing(timing.queued, whole), 1.0)]
-        for new_timing, fail_at in candidates:
-            trial = Job(job.id, job.provider, job.kind, created, new_timing, job.failure, fail_at,
-                        job.source_id, job.params, job.queue_position, job.seq)
-            trial.cancelled_at = job.cancelled_at
-            after = state_at(trial, t)
-            if (STATUS_ORDER[after.status] >= (1 if to == IN_PROGRESS else 2)
-                    and after.progress >= before.progress and after.queue_position <= before.queue_position
-                    and (before.started_at is None or after.started_at == before.started_at)):
-                break
-        else:  # pragma: no cover - the last candidate always qualifies (completes, or fails at 99)
-            raise RuntimeError(f"cannot advance job {job.id!r} to {to!r} without going backwards")
-        if before.status == QUEUED and timing.queued > 0:  # it no longer waits in the provider's queue
+        if state_at(job, max(t, created)).status == QUEUED and timing.queued > 0:  # no longer in the queue
             starts = self._starts.get(job.provider)
             old_start = created + timing.queued
             if starts and old_start in starts:
@@ -674,6 +784,32 @@ class JobStore:
         job.deleted = True
         self._live -= 1
         return True
+
+    def mark_delivered(self, job: Job) -> bool:
+        """Note that ``job``'s output was delivered (result read, bytes downloaded, webhook sent): a provider
+        that deletes delivered outputs (fal ``delete_video``) then refuses it as a source.  Returns True if
+        it was not delivered before."""
+        if job.delivered:
+            return False
+        job.delivered = True
+        return True
+
+    def poll_get(self, job: Job, who: str) -> tuple[float, tuple[float, float]] | None:
+        """The last answered poll of ``job`` by caller ``who`` (a hash of its key): ``(virtual seconds,
+        (queued, in_progress) timing then)``, or None (the job family's minimum poll interval)."""
+        return None if job.polls is None else job.polls.get(who)
+
+    def poll_put(self, job: Job, who: str, value: tuple[float, tuple[float, float]]) -> None:
+        """Record an answered poll of ``job`` by ``who`` (see :meth:`poll_get`)."""
+        if job.polls is None:
+            job.polls = {}
+        job.polls[who] = value
+
+    def reload(self, job: Job) -> Job:
+        """The current record of ``job`` (here the same object: nothing else writes it).  A waiter that
+        holds a job across awaits (a blocking ``run``) reads it again through this, so a shared store shows
+        it moves made by other processes."""
+        return job
 
     def reset(self, rng: random.Random | None = None) -> None:
         """Forget every job (and, if given, switch to a new id generator ``rng``)."""

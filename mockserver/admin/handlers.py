@@ -257,7 +257,7 @@ async def download_file(state: Any, request: web.Request, body: Any) -> web.Stre
         return admin_error(404, "file not found")
     if state.clock.now() >= st.finished_at + state.asset_ttl(pid):
         return admin_error(410, "file has expired")
-    job.delivered = True
+    state.store.mark_delivered(job)
     return bytes_response(request, asset_bytes(job.params, variant), VARIANTS[variant][0], name)
 
 

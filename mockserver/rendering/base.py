@@ -241,10 +241,11 @@ class Family:
                          param=self._callback_param(ctx))
 
     def create_job(self, ctx, body: Any, kind: str | None = None,
-                   source: eng.Job | None = None) -> eng.Job:
+                   source: eng.Job | None = None, logs: bool | None = None) -> eng.Job:
         """Create the job for a submit/create/remix/run request, with the request's ``X-Mock-Timing``
         (:mod:`mockserver.timing`) over the provider's timing and injected generation failures; watch it for
-        its webhook when the request (or the provider's project) names one.
+        its webhook when the request (or the provider's project) names one. ``logs``: the ``logs`` flag of a queue
+        submit (kept on the job, :attr:`mockserver.engine.Job.logs`).
 
         Raises:
             mockserver.timing.TimingHeaderError: a malformed ``X-Mock-Timing`` header (raised before
@@ -261,8 +262,8 @@ class Family:
                                 failure=failure[0] if failure else None,
                                 source_id=source.id if source else None,
                                 id_prefix=ids["prefix"], id_format=ids["format"],
-                                failure_message=failure[1] if failure else None)
-        job.requested = True
+                                failure_message=failure[1] if failure else None,
+                                requested=True, logs=logs)
         url = self.webhook_target(ctx)
         if url:
             self.state.webhooks.watch_job(job, self, url)
@@ -274,7 +275,7 @@ class Family:
 
     def mark_delivered(self, job: eng.Job) -> None:
         """Note that a job's output was delivered (fal ``delete_video`` deletes it afterwards)."""
-        job.delivered = True
+        self.store.mark_delivered(job)
 
     def output_id(self, job: eng.Job) -> str:
         """The id a later remix names (the job id; the queue family may give outputs ids of their own)."""

@@ -71,7 +71,7 @@ class JobFamily(Family):
         """True when this API key polled ``job`` less than the minimum interval ago (virtual seconds).
 
         Only answered (200) polls start a new interval, so a client polling every second still gets a
-        fresh job every 3 s. The caller is kept hashed in the job's :attr:`~mockserver.engine.Job.polls`, with
+        fresh job every 3 s. The caller is kept hashed by the job store (``poll_get``/``poll_put``), with
         the job's timing: a job moved by the admin API (``POST /__mock/jobs/.../advance`` gives it a new
         timing) has changed, so its next poll is answered even within the interval (on a manual clock the
         interval would otherwise never pass).
@@ -80,14 +80,12 @@ class JobFamily(Family):
         if interval <= 0:
             return False
         who = hashlib.blake2s((ctx.api_key or "").encode(), digest_size=8).hexdigest()
-        if job.polls is None:
-            job.polls = {}
         now = self.now()
         timing = (job.timing.queued, job.timing.in_progress)
-        last = job.polls.get(who)
-        if last is not None and now - last[0] < interval and last[1] == timing:
+        last = self.store.poll_get(job, who)
+        if last is not None and now - last[0] < interval and tuple(last[1]) == timing:
             return True
-        job.polls[who] = (now, timing)
+        self.store.poll_put(job, who, (now, timing))
         return False
 
     # -- operations ---------------------------------------------------------------------------------

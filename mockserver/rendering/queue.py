@@ -159,8 +159,7 @@ class QueueFamily(QueueOutputs):
         kind, source, err = self.kind_and_source(ctx, body)
         if err is not None:
             return err
-        job = self.create_job(ctx, body, kind=kind, source=source)
-        job.logs = self._logs_flag(ctx)
+        job = self.create_job(ctx, body, kind=kind, source=source, logs=self._logs_flag(ctx))
         return ctx.json(self.render("submit", self.variables(job, self.job_state(job))))
 
     async def op_status(self, ctx) -> web.Response:

@@ -20,6 +20,7 @@ import specs
 from specs import Contract, Operation
 
 from . import engine as eng
+from .characters import CharacterStore
 from .config import ConfigError, MockConfig
 from .delivery import WebhookDispatcher
 from .http import secret_header_names
@@ -60,7 +61,8 @@ class HostMount:
 
 
 class MockState:
-    """All state of one mock server: contracts, the job store, the clock, faults, journal and webhooks.
+    """All state of one mock server: contracts, the job store, the characters, the clock, faults, journal and
+    webhooks.
 
     Created by :func:`mockserver.app.build_app`; reachable from handlers as ``request.app[STATE_KEY]``.
     """
@@ -71,6 +73,7 @@ class MockState:
         self.rng = random.Random(config.seed)
         self.clock = eng.ManualClock() if config.clock == "manual" else eng.SystemClock(speed=config.speed)
         self.store = eng.JobStore(self.clock, rng=random.Random(config.seed + 1))
+        self.characters = CharacterStore(random.Random(config.seed + 2))  # not jobs: createCharacter/getCharacter
         self.contracts: dict[str, Contract] = {pid: specs.load(pid) for pid in config.providers}
         self.mounts: list[HostMount] = []
         self.journal: collections.deque[JournalEntry] = collections.deque(maxlen=config.journal_size)

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .families import FAMILY_NAMES
+from .families import FAMILY_NAMES, SOURCED_KINDS
 from .pointers import get_pointer
 from .templates import TemplateError, fill
 
@@ -146,11 +146,24 @@ class Operation:
             return self.kind.get("default")
 
     @property
+    def kinds(self) -> frozenset[str]:
+        """Every job kind a request to this operation can create (``x-kind`` string, or the values and default of
+        its mapping); empty for an operation that creates no job."""
+        if isinstance(self.kind, dict):
+            default = self.kind.get("default")
+            return frozenset(self.kind.get("map", {}).values()) | ({default} if default else frozenset())
+        return frozenset({self.kind}) if self.kind else frozenset()
+
+    @property
     def may_remix(self) -> bool:
         """True when some request to this operation is a remix (needs ``x-source``)."""
-        if isinstance(self.kind, dict):
-            return "remix" in self.kind.get("map", {}).values() or self.kind.get("default") == "remix"
-        return self.kind == "remix"
+        return "remix" in self.kinds
+
+    @property
+    def sourced(self) -> bool:
+        """True when some request to this operation makes a job from a source video (a remix or an extension,
+        :data:`specs.families.SOURCED_KINDS`), so it needs ``x-source``."""
+        return bool(self.kinds & SOURCED_KINDS)
 
     @property
     def path_regex(self) -> re.Pattern:

@@ -29,16 +29,26 @@ CAPABILITIES: dict[str, str] = {
     "delete": "delete a finished job",
     "stream": "follow a job's status as a stream (Server-Sent Events)",
     "remix": "create a job from a finished one (x-kind / x-source of a creating operation say which)",
+    "characters": "create a reusable character from an uploaded video and read it back (a resource, not a job)",
 }
 
 #: What each role does to the neutral job of the lifecycle engine.
 ROLE_ACTIONS: dict[str, str] = {
     "create": "create", "submit": "create", "run": "create and wait until terminal",
-    "remix": "create", "edit": "create",
+    "remix": "create", "edit": "create", "extend": "create",
     "retrieve": "read", "status": "read", "status_stream": "stream",
     "result": "output", "content": "output",
     "cancel": "cancel", "list": "list", "delete": "delete",
+    "character_create": "none (stores a character)", "character_retrieve": "none (reads a character)",
 }
+
+#: Roles whose operations create a job, in the order clients look for a creating operation (``x-kind`` says
+#: which kind of job: ``generate``, ``remix``, ``extend``).
+CREATING_ROLES: tuple[str, ...] = ("create", "submit", "run", "remix", "edit", "extend")
+
+#: Job kinds made from a source video named by ``x-source`` (a remix; an extension that continues its source,
+#: whose ``seconds`` is the stitched total: source + extension, per the openai SDK's ``Video.seconds`` docs).
+SOURCED_KINDS: frozenset[str] = frozenset({"remix", "extend"})
 
 
 @dataclass(frozen=True)
@@ -88,9 +98,10 @@ TABLE: dict[str, Family] = {f.name: f for f in (
     Family(
         name="video_object",
         summary="POST returns a video object; poll GET /videos/{id}; download /content (openai, gptge)",
-        roles=_roles(create=(), remix=(), edit=(), retrieve={"poll"}, content={"result", "download"},
-                     list={"list"}, delete={"delete"}),
-        capabilities=frozenset({"submit", "poll", "result", "download", "list", "delete", "remix"}),
+        roles=_roles(create=(), remix=(), edit=(), extend=(), retrieve={"poll"}, content={"result", "download"},
+                     list={"list"}, delete={"delete"}, character_create={"characters"},
+                     character_retrieve={"characters"}),
+        capabilities=frozenset({"submit", "poll", "result", "download", "list", "delete", "remix", "characters"}),
         adapter="mockserver.rendering.video_object.VideoObjectFamily",
         driver="conformance.drivers.video_object.VideoObjectDriver",
     ),
@@ -142,4 +153,5 @@ def roles_by_family() -> dict[str, set[str]]:
     return {f.name: set(f.roles) for f in TABLE.values()}
 
 
-__all__ = ["CAPABILITIES", "FAMILY_NAMES", "ROLE_ACTIONS", "TABLE", "Family", "get", "roles_by_family"]
+__all__ = ["CAPABILITIES", "CREATING_ROLES", "FAMILY_NAMES", "ROLE_ACTIONS", "SOURCED_KINDS", "TABLE", "Family", "get",
+           "roles_by_family"]

@@ -13,7 +13,8 @@ from specs import validate
 PROVIDERS = specs.provider_ids()
 EXPECTED = ["aigateway", "fal", "gptge", "onerouter", "openai", "sunra"]
 ROLES = {
-    "video_object": {"create", "list", "retrieve", "delete", "remix", "edit", "content"},
+    "video_object": {"create", "list", "retrieve", "delete", "remix", "edit", "extend", "content", "character_create",
+                     "character_retrieve"},
     "queue": {"submit", "status", "status_stream", "result", "cancel"},
     "job": {"submit", "retrieve", "cancel"},
     "sync": {"run"},
@@ -51,7 +52,7 @@ def test_operations_carry_roles_of_their_host_family(pid):
     for op in contract.operations():
         family = contract.host(op.host)["family"]
         assert op.role in ROLES[family], f"{op.method} {op.path}: x-role {op.role!r} not a {family} role"
-        if op.may_remix:
+        if op.sourced:
             assert op.source and op.source.get("in") in ("path", "body"), op.operation_id
         if op.role in ("submit", "run") and family == "queue":
             assert op.model, f"{op.operation_id}: queue submit needs x-model"

@@ -77,9 +77,9 @@ def consistency_problems(c: Contract) -> list[tuple[str, str | None]]:
         where = o.operation_id
         out.append((where, None if o.role in ROLES.get(family, set()) else
                     f"x-role {o.role!r} is not a role of the {family} family"))
-        if o.may_remix:
+        if o.sourced:
             out.append((where, None if (o.source or {}).get("in") in ("path", "body") else
-                        "a remix operation needs x-source {in: path|body}"))
+                        "a remix or extension operation needs x-source {in: path|body}"))
         if o.role == "submit" and family == "queue":
             out.append((where, None if o.model else "a queue submit needs x-model"))
         codes = [k for k in (o.definition.get("responses") or {}) if re.match(r"^[45]", str(k))]

@@ -236,8 +236,9 @@ async def webhooks(state: Any, request: web.Request, body: Any) -> web.Response:
 
 
 async def reset(state: Any, request: web.Request, body: Any) -> web.Response:
-    """``reset``: forget jobs, faults, journal and deliveries (not the clock)."""
+    """``reset``: forget jobs, characters, faults, journal and deliveries (not the clock)."""
     state.store.reset(random.Random(state.config.seed + 1))
+    state.characters.reset(random.Random(state.config.seed + 2))
     state.faults.clear()
     state.journal.clear()
     state.webhooks.reset()

@@ -193,12 +193,13 @@ class Family:
             return value if isinstance(value, str) else None
         return None
 
-    def resolve_source(self, ctx, body: Any) -> tuple[eng.Job | None, web.Response | None]:
-        """For a remix/edit request: the completed source job, or the provider's error response.
+    def resolve_source(self, ctx, body: Any, verb: str = "remixed") -> tuple[eng.Job | None, web.Response | None]:
+        """For a remix/edit/extension request: the completed source job, or the provider's error response.
 
         Missing source id -> ``validation``; unknown (or deleted) source -> ``not_found``; a source that
         is not completed -> ``conflict``; a source past its asset expiry -> ``expired``;
         a source whose output was deleted after delivery (fal ``delete_video``) -> ``not_found``.
+        ``verb`` words the messages (``remixed``, ``extended``).
         """
         source_id = self.source_id_of(ctx, body)
         param = self.source_param(ctx)
@@ -210,12 +211,12 @@ class Family:
         st = self.job_state(job)
         if st.status != eng.COMPLETED:
             return None, ctx.error("conflict", f"video {source_id!r} is {st.status}; only completed videos "
-                                   "can be remixed", param=param)
+                                   f"can be {verb}", param=param)
         if self.expired(job, st):
-            return None, ctx.error("expired", f"video {source_id!r} has expired and cannot be remixed", param=param)
+            return None, ctx.error("expired", f"video {source_id!r} has expired and cannot be {verb}", param=param)
         if job.params.get("delete_video") and job.delivered:
             return None, ctx.error("not_found", f"video {source_id!r} was deleted after generation "
-                                   "(delete_video was true), so it cannot be remixed", param=param)
+                                   f"(delete_video was true), so it cannot be {verb}", param=param)
         return job, None
 
     def kind_and_source(self, ctx, body: Any) -> tuple[str, eng.Job | None, web.Response | None]:
@@ -241,11 +242,13 @@ class Family:
                          param=self._callback_param(ctx))
 
     def create_job(self, ctx, body: Any, kind: str | None = None,
-                   source: eng.Job | None = None, logs: bool | None = None) -> eng.Job:
+                   source: eng.Job | None = None, logs: bool | None = None,
+                   params: dict[str, Any] | None = None) -> eng.Job:
         """Create the job for a submit/create/remix/run request, with the request's ``X-Mock-Timing``
         (:mod:`mockserver.timing`) over the provider's timing and injected generation failures; watch it for
         its webhook when the request (or the provider's project) names one. ``logs``: the ``logs`` flag of a queue
-        submit (kept on the job, :attr:`mockserver.engine.Job.logs`).
+        submit (kept on the job, :attr:`mockserver.engine.Job.logs`). ``params``: the job's neutral parameters
+        when the caller computed them (an extension's stitched ``seconds``), else :meth:`params_from` the body.
 
         Raises:
             mockserver.timing.TimingHeaderError: a malformed ``X-Mock-Timing`` header (raised before
@@ -258,7 +261,7 @@ class Family:
                                                        ctx.request.headers.get("X-Mock-Fault"))
         ids = self.meta["ids"]
         job = self.store.create(self.contract.id, kind if kind in eng.KINDS else "generate",
-                                self.params_from(body, source), timing,
+                                params if params is not None else self.params_from(body, source), timing,
                                 failure=failure[0] if failure else None,
                                 source_id=source.id if source else None,
                                 id_prefix=ids["prefix"], id_format=ids["format"],

@@ -45,7 +45,8 @@ variable                   value
 Templates add their own (:data:`EXTRA`, :data:`OWN`): a webhook body ``$event`` (the event name) and
 ``$event_id``; a list answer ``$items $first_id $last_id $has_more``; a content link ``$asset_url``; a timeout
 answer ``$message``; a file object ``$url $content_type $file_name $file_size``; a log item ``$message $level
-$timestamp``. A template naming any other variable stops the server at start (``Family.check_templates``).
+$timestamp``; a character (``characters.body``, not a job) ``$id $name $created_at``. A template naming any other
+variable stops the server at start (``Family.check_templates``).
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ OWN: dict[str, frozenset[str]] = {
     "file": frozenset({"url", "content_type", "file_name", "file_size"}),
     "logs.item": frozenset({"message", "level", "timestamp"}),
     "cancel.unknown": frozenset({"id", "request_id"}),
+    "characters.body": frozenset({"id", "name", "created_at"}),
 }
 
 

@@ -15,7 +15,14 @@ Templates (provider.yaml ``mock``; the language: :mod:`specs.templates`, variabl
 ``content``    the JSON link answered by a content operation whose 200 is JSON (``$asset_url``)
 ``poll_hint``  ``{header}``: a header giving the poll hint in milliseconds on answers about an active job
                (sent where the operation declares it)
+``characters`` ``{ids: {prefix, format}, body}``: a character (roles ``character_create`` /
+               ``character_retrieve``; ``$id $name $created_at``), kept in
+               :class:`mockserver.characters.CharacterStore`, not a job
 ``webhook``    see :mod:`mockserver.rendering.base`
+
+An extension (role ``extend``, job kind ``extend``) is a new job whose ``seconds`` is the stitched total: the
+source's seconds plus the requested ones (openai 3.57.0 ``Video.seconds``: "For extensions, this is the stitched
+total duration"), so its MP4 lasts that long; it names its source like a remix (``$source_id``).
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ from typing import Any
 
 from aiohttp import web
 
-from specs.pointers import deref, tokens
+from specs.media import probe_mp4
+from specs.pointers import deref, get_pointer, tokens
 
 from .. import engine as eng
 from ..assets import VARIANTS, asset_bytes, bytes_response, file_name
+from ..media import MAX_SECONDS
 from .base import Family
 
 #: Encoded job objects kept per family instance while the job's computed state is unchanged (a poll loop
@@ -37,7 +46,8 @@ RENDER_CACHE_SIZE = 4096
 
 
 class VideoObjectFamily(Family):
-    """Adapter of the ``video_object`` family. Roles: create, remix, edit, retrieve, list, delete, content."""
+    """Adapter of the ``video_object`` family. Roles: create, remix, edit, extend, retrieve, list, delete, content,
+    character_create, character_retrieve."""
 
     name = "video_object"
 
@@ -110,6 +120,58 @@ class VideoObjectFamily(Family):
             return err
         job = self.create_job(ctx, body, kind="remix", source=source)
         return self._video_response(ctx, job)
+
+    async def op_extend(self, ctx) -> web.Response:
+        """``POST /videos/extensions``: a new job (kind ``extend``) that continues its source for the requested
+        ``seconds``; its own ``seconds`` is the stitched total. The source is a completed video of this provider
+        named where ``x-source`` points (unknown: ``not_found``; not completed: ``conflict``; expired: ``expired``)
+        or an uploaded video (a file part: its duration is read from the MP4, rounded to whole seconds; an upload
+        that is not a readable MP4 counts as 0 s). A total over :data:`mockserver.media.MAX_SECONDS` (what the mock
+        renders) is the provider's ``validation`` error."""
+        body = ctx.body if isinstance(ctx.body, dict) else {}
+        field = (tokens((ctx.op.source or {}).get("pointer") or "/") or [""])[0]
+        upload = body.get(field)
+        source: eng.Job | None = None
+        if isinstance(upload, bytes | bytearray | str):
+            source_seconds = _upload_seconds(upload)
+        else:
+            source, err = self.resolve_source(ctx, body, verb="extended")
+            if err is not None:
+                return err
+            source_seconds = int(source.params.get("seconds", 4))
+        params = self.params_from(body, source)
+        added = _int_or_none(_pointer_value(body, self.params_rules.get("seconds", {}).get("pointer")))
+        total = source_seconds + (added if added is not None else int(params.get("seconds", 4)))
+        if total > MAX_SECONDS:
+            return ctx.error("validation", f"the stitched total would be {total} s; this mock renders videos of at "
+                             f"most {MAX_SECONDS:g} s", param="seconds")
+        params["seconds"] = max(1, total)
+        job = self.create_job(ctx, body, kind="extend", source=source, params=params)
+        return self._video_response(ctx, job)
+
+    async def op_character_create(self, ctx) -> web.Response:
+        """``POST /videos/characters``: store a character named by the request's ``name`` (the uploaded video
+        is accepted as it is and not kept) and answer it (provider.yaml ``mock.characters``)."""
+        body = ctx.body if isinstance(ctx.body, dict) else {}
+        spec = self.template("characters")
+        name = body.get("name")
+        character = self.state.characters.create(self.contract.id, name if isinstance(name, str) else str(name),
+                                                 self.now(), id_prefix=spec["ids"]["prefix"],
+                                                 id_format=spec["ids"]["format"])
+        return ctx.json(self._character(character))
+
+    async def op_character_retrieve(self, ctx) -> web.Response:
+        """``GET /videos/characters/{character_id}``: the stored character, or the provider's ``not_found``."""
+        cid = ctx.path_id
+        try:
+            character = self.state.characters.get(self.contract.id, cid)
+        except KeyError:
+            return ctx.error("not_found", f"Character with id '{cid}' not found.", param=ctx.path_param)
+        return ctx.json(self._character(character))
+
+    def _character(self, character) -> Any:
+        return self.render("characters.body", {"id": character.id, "name": character.name,
+                                               "created_at": self.wall(character.created)})
 
     async def op_retrieve(self, ctx) -> web.Response:
         vid = ctx.path_id
@@ -187,6 +249,27 @@ class VideoObjectFamily(Family):
         ok = (op.definition.get("responses") or {}).get("200") or {}
         types = list((ok.get("content") or {}).keys()) if isinstance(ok, dict) else []
         return bool(types) and all("json" in t for t in types)
+
+
+def _upload_seconds(data: bytes | bytearray | str) -> int:
+    """Whole seconds of an uploaded video (its MP4 duration, rounded); 0 when it is not a readable MP4."""
+    if isinstance(data, str):
+        return 0
+    try:
+        return max(0, round(probe_mp4(bytes(data))["duration_seconds"]))
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _pointer_value(body: Any, pointer: str | None) -> Any:
+    return get_pointer(body, pointer) if pointer and isinstance(body, dict) else None
 
 
 __all__ = ["VideoObjectFamily"]

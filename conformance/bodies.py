@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from specs import Contract, Operation
+from specs.families import SOURCED_KINDS
 from specs.pointers import get_pointer, resolve_pointer, set_pointer, tokens
 
 from . import schema as sch
@@ -146,8 +147,9 @@ def build(contract: Contract, op: Operation, kind: str, *, source_id: str | None
     Args:
         contract: the provider contract.
         op: a ``create``/``remix``/``edit``/``submit``/``run`` operation.
-        kind: ``generate`` or ``remix`` (must be a kind the operation serves).
-        source_id: the remix source (required when ``kind == "remix"``).
+        kind: ``generate``, ``remix`` or ``extend`` (must be a kind the operation serves).
+        source_id: the source video of a remix or an extension (required for the kinds of
+            :data:`specs.families.SOURCED_KINDS`).
         seconds, size: wanted duration (s) and ``WxH`` size; None picks an allowed value.
         keep_output: set the provider's "delete output" flag (``mock.params.delete_video`` pointer) to
             false, so the output can be a remix source later (fal deletes by default).
@@ -162,13 +164,14 @@ def build(contract: Contract, op: Operation, kind: str, *, source_id: str | None
     doc = contract.openapi
     rs = sch.request_schema(contract, op)
     req = Request(op=op, media_type=rs[0] if rs else None, body=None, kind=kind)
-    if kind == "remix" and not source_id:
-        raise BodyError(f"{op.operation_id}: a remix needs a source id")
+    sourced = kind in SOURCED_KINDS
+    if sourced and not source_id:
+        raise BodyError(f"{op.operation_id}: a {kind} needs a source id")
     src = op.source or {}
-    if kind == "remix" and src.get("in") == "path":
+    if sourced and src.get("in") == "path":
         req.path_params[src.get("name", "")] = source_id
     if rs is None:
-        if kind == "remix" and src.get("in") == "body":
+        if sourced and src.get("in") == "body":
             raise BodyError(f"{op.operation_id}: x-source is in the body but the operation has no body")
         return req
     ctype, sptr = rs
@@ -189,7 +192,7 @@ def build(contract: Contract, op: Operation, kind: str, *, source_id: str | None
     prompt_rule = rules.get("prompt") or {"pointer": "/prompt"}
     if sch.schema_at(doc, schema, tokens(prompt_rule["pointer"])) is not None:
         set_pointer(body, prompt_rule["pointer"], PROMPT)
-    if kind == "remix" and src.get("in") == "body":
+    if sourced and src.get("in") == "body":
         set_pointer(body, src.get("pointer", "/video_id"), source_id)
     overrides: list[str] = []
     for name, wanted, candidates in (("seconds", seconds, [4, 8]), ("size", size, ["1280x720", "720x1280"])):

@@ -39,6 +39,7 @@ from typing import Any
 import requests
 
 from specs import Contract, Operation
+from specs.families import SOURCED_KINDS
 from specs.ids import ID_FORMATS, new_id
 from specs.pointers import get_pointer, set_pointer
 
@@ -51,6 +52,7 @@ from .webhooks import callback_of
 CURSOR_PARAMS = {"after", "before", "starting_after", "ending_before", "cursor"}
 ROLES_FRESH = {"cancel", "delete"}            # consume their job: one fresh job per positive example
 ROLES_COMPLETED = {"result", "content", "status_stream"}  # need a completed job
+ROLES_OTHER_IDS = {"character_retrieve": "characters"}  # address a resource that is not a job (fixtures.Pool)
 
 
 @functools.lru_cache(maxsize=1)
@@ -421,12 +423,12 @@ class OperationRunner:
         return d
 
     def _set_source(self, case, value: str) -> bool:
-        """Pin the remix source of a case; False when the case carries no source (an upload, another kind)."""
+        """Pin the source video (remix, extension) of a case; False when the case carries no source (an upload, another kind)."""
         if self.source_param:
             case.path_parameters[self.source_param] = value
             return True
         if self.source_pointer and isinstance(case.body, dict):
-            if self.op.kind_for(case.body) != "remix":
+            if self.op.kind_for(case.body) not in SOURCED_KINDS:
                 return False
             tokens = [t for t in self.source_pointer.strip("/").split("/") if t]
             parent = case.body
@@ -443,6 +445,10 @@ class OperationRunner:
     def _id_choices(self) -> tuple[list[str], str | None]:
         """Real ids for this operation's id parameter, and the reason when there are none."""
         pool = self.run.pool
+        if self.op.role in ROLES_OTHER_IDS:
+            which = ROLES_OTHER_IDS[self.op.role]
+            ids = pool.ids(self.op.host, which)
+            return ids, (None if ids else pool.reasons.get(which) or f"no {which} of this provider to address")
         if self.op.role in ROLES_COMPLETED:
             ids = pool.ids(self.op.host, "completed")
         else:
@@ -500,7 +506,7 @@ class OperationRunner:
         from .bodies import BodyError, build
 
         kinds = set((self.op.kind.get("map") or {}).values()) if isinstance(self.op.kind, dict) else {self.op.kind}
-        kind = "generate" if "generate" in kinds else "remix"
+        kind = "generate" if "generate" in kinds else next((k for k in sorted(kinds) if k in SOURCED_KINDS), "remix")
         source = (self.run.pool.sources or ["placeholder"])[0] if self.run.pool else "placeholder"
         try:
             req = build(self.run.contract, self.op, kind, source_id=source, rng=self.rng)

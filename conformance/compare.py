@@ -7,7 +7,7 @@ sent over the network: every fact comes from ``specs.load(id)`` (``openapi.yaml`
 What is compared, by operation role (``x-role``) and job kind (``x-kind``), never by provider id:
 
 - **operations**: each operation of FROM is put in a *step* of the job lifecycle (``generate``, ``remix``,
-  ``poll``, ``result``, ``list``, ``delete``, ``cancel``, ``stream``; a creating operation by its kinds, any
+  ``extend``, ``poll``, ``result``, ``list``, ``delete``, ``cancel``, ``stream``, ``characters``; a creating operation by its kinds, any
   other by the capabilities its role gives in its host's family, ``specs.families.TABLE``) and matched with
   the TO operations of the same step. A TO operation is *on the same route* when its host speaks the same
   protocol family and its method and path, relative to one base URL for the whole provider, are FROM's
@@ -65,7 +65,7 @@ from urllib.parse import urlsplit
 
 import specs
 from specs import NEUTRAL_STATES
-from specs.families import TABLE
+from specs.families import CREATING_ROLES, TABLE
 from specs.pointers import deref, tokens
 
 UNCHANGED = "works with the FROM SDK unchanged"
@@ -76,9 +76,9 @@ FORMATS = ("text", "markdown", "json")
 REPORT_VERSION = 1
 
 #: Roles whose operations create a job; their step is their job kind.
-CREATING = frozenset({"create", "submit", "run", "remix", "edit"})
+CREATING = frozenset(CREATING_ROLES)
 #: Lifecycle steps, in report order.
-STEPS = ("generate", "remix", "poll", "result", "download", "list", "delete", "cancel", "stream")
+STEPS = ("generate", "remix", "extend", "poll", "result", "download", "list", "delete", "cancel", "stream", "characters")
 #: Change ranks (1 = most important) and their areas.
 RANKS = {"operation": 1, "protocol": 2, "auth": 3, "request": 4, "delivery": 5, "status": 6, "errors": 7, "ids": 8}
 _PARAM_ORDER = ("prompt", "source", "seconds", "size", "model")

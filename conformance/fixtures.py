@@ -29,7 +29,8 @@ class Pool:
         jobs: every fixture job created (any state).
         completed: completed jobs whose output was fetched.
         sources: ids usable as remix sources (completed outputs, admin-seeded videos, --source-video-id).
-        by_host: ``{host: {"any": [ids], "completed": [ids]}}`` job ids per host for id parameters.
+        by_host: ``{host: {"any": [ids], "completed": [ids], "characters": [ids]}}`` job ids per host for id
+            parameters (``characters``: ids of characters made by the host's ``character_create`` operation).
         reasons: ``{what: why}`` for fixtures that could not be made (``"sources"``, ``"jobs"``, ``"fresh"``).
     """
 
@@ -193,7 +194,35 @@ def build_pool(run: ProviderRun) -> Pool:
                 pool.sources.append(sid)
                 w, h = size.split("x")
                 pool.seed_meta[sid] = {"width": int(w), "height": int(h), "seconds": 4.0}
+    if allowed:
+        _characters(run, pool)
     if not pool.sources:
         pool.reasons.setdefault("sources", "no completed source video: give --source-video-id "
                                 f"{run.id}=ID (or allow spend to generate one)")
     return pool
+
+
+#: Name of the fixture character (1..80 characters, the contract's bound).
+CHARACTER_NAME = "Conformance character"
+
+
+def _characters(run: ProviderRun, pool: Pool) -> None:
+    """One character per host whose driver can make characters (role ``character_create``), from the suite's
+    sample MP4 (``conformance/samples/upload.mp4``); its id addresses ``character_retrieve`` operations. What
+    cannot be made is explained in ``pool.reasons["characters"]``."""
+    from pathlib import Path
+
+    video = (Path(__file__).with_name("samples") / "upload.mp4").read_bytes()
+    for driver in run.drivers:
+        if not driver.supports("characters"):
+            continue
+        try:
+            ans = driver.create_character(CHARACTER_NAME, video)
+        except (DriverError, SpendBlocked) as exc:
+            pool.reasons.setdefault("characters", f"{driver.host}: {exc}")
+            continue
+        cid = ans.body.get("id") if ans.ok and isinstance(ans.body, dict) else None
+        if isinstance(cid, str) and cid:
+            pool.by_host.setdefault(driver.host, {}).setdefault("characters", []).append(cid)
+        else:
+            pool.reasons.setdefault("characters", f"{driver.host}: character_create answered {ans.status}")

@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from specs import Contract, Operation
+from specs.families import CREATING_ROLES, SOURCED_KINDS
 from specs.pointers import get_pointer, tokens
 
 from .. import schema as sch
@@ -315,7 +316,7 @@ class Driver:
     def creators(self, kind: str) -> list[Operation]:
         """Operations that create a job of ``kind`` on this host."""
         out = []
-        for role in ("create", "submit", "run", "remix", "edit"):
+        for role in CREATING_ROLES:
             for op in self.ops.get(role, []):
                 if op.kind_for({}) == kind or (kind == "remix" and op.may_remix) or \
                         (isinstance(op.kind, dict) and kind in (op.kind.get("map") or {}).values()):
@@ -344,8 +345,9 @@ class Driver:
         kw: dict[str, Any] = {"params": params, "headers": hdrs, "timeout": timeout or self.timeout}
         if body is not None:
             if media_type and media_type.startswith("multipart/"):
-                kw["files"] = {k: (None, v if isinstance(v, str | bytes) else json.dumps(v))
-                               for k, v in body.items()}
+                kw["files"] = {k: v if isinstance(v, tuple) else (None, v if isinstance(v, str | bytes) else
+                                                                     json.dumps(v))
+                               for k, v in body.items()}  # a tuple is a file part: (file name, bytes, type)
             elif media_type and "x-www-form-urlencoded" in media_type:
                 kw["data"] = body
             else:
@@ -496,7 +498,7 @@ class Driver:
         ans = self.answer(resp)
         job = Job(driver=self, kind=req.kind, id="", request=req, submit=ans, source=source, expect_failure=fail,
                   deadline=time.monotonic() + self.job_timeout, held="X-Mock-Timing" in headers)
-        if req.kind == "remix":
+        if req.kind in SOURCED_KINDS:
             src = req.op.source or {}
             if src.get("in") == "path":
                 job.source_ref = req.path_params.get(src.get("name", "")) or next(iter(req.path_params.values()),

@@ -13,11 +13,12 @@ from .base import MISSING, Answer, Asset, Download, Driver, DriverError, Job, Re
 
 class VideoObjectDriver(Driver):
     family = "video_object"
-    capabilities = frozenset({"submit", "poll", "result", "download", "list", "delete", "remix"})
+    capabilities = frozenset({"submit", "poll", "result", "download", "list", "delete", "remix", "extend",
+                              "characters"})
 
     def _has_ops_for(self, what: str) -> bool:
         need = {"poll": "retrieve", "result": "content", "download": "content", "list": "list",
-                "delete": "delete", "cancel": "cancel"}.get(what)
+                "delete": "delete", "cancel": "cancel", "extend": "extend", "characters": "character_create"}.get(what)
         return need is None or bool(self.ops.get(need))
 
     def poll(self, job: Job, honour: bool = True) -> Snapshot:
@@ -78,6 +79,22 @@ class VideoObjectDriver(Driver):
                                        resp.content or b"", getattr(resp, "exchange", None))
         res.declared = self.declared_media(last)
         return res
+
+    def create_character(self, name: str, video: bytes, file_name: str = "character.mp4") -> Answer:
+        """Create a character (role ``character_create``: OpenAI ``POST /videos/characters``, multipart with the
+        video ``video`` as an MP4 file part and the display ``name``, as openai 3.57.0
+        ``videos.create_character`` sends it). Returns the answer; its body is the character (``id``, ``name``,
+        ``created_at``) when 2xx.
+
+        Raises:
+            DriverError: no answer, or the contract has no ``character_create`` operation on this host.
+            conformance.spend.SpendBlocked: refused by the spend guard (the operation is ``x-billable``).
+        """
+        ops = self.ops.get("character_create")
+        if not ops:
+            raise DriverError(f"{self.contract.id}: no character_create operation")
+        return self.answer(self.call(ops[0], body={"name": name, "video": (file_name, video, "video/mp4")},
+                                     media_type="multipart/form-data"))
 
     def cancel(self, job: Job) -> Answer:
         raise DriverError(f"{self.contract.id}: no cancel operation")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from specs.families import SOURCED_KINDS
 from specs.media import probe_mp4
 
 from .. import schema as sch
@@ -43,8 +44,8 @@ def job_accepted(run: ProviderRun, ev: Event) -> None:
         run.fail("job_accepted", ev.data["error"], exchange=ev.answer.exchange if ev.answer else None,
                  operation=job.request.op.operation_id if job else None)
         return
-    if job.kind == "remix" and ev.data.get("expect") != "accept":
-        return  # judged by remix_lineage
+    if job.kind in SOURCED_KINDS and ev.data.get("expect") != "accept":
+        return  # judged by remix_lineage / extend_lineage
     if job.expect_failure and 400 <= job.submit.status < 500 and not job.driver.supports("poll"):
         return  # a forced failure of a synchronous call is the answer itself (failed_has_error)
     run.expect("job_accepted", job.submit.ok, f"a valid {job.kind} request was answered {job.submit.status}",
@@ -311,16 +312,67 @@ def _expected_media(run: ProviderRun, job: Job) -> dict[str, Any]:
         out["width"], out["height"], out["size_from"] = int(w), int(h), "the request"
     if req.get("seconds"):
         out["seconds"], out["seconds_from"] = float(req["seconds"]), "the request"
-    if job.kind == "remix":
+    if job.kind in SOURCED_KINDS:
         src = job.source.media if job.source is not None and job.source.media else None
         if src is None and job.source_ref:
             src = run.pool.seed_meta.get(job.source_ref) if run.pool else None
         if src:
             if "width" not in out and src.get("width"):
-                out["width"], out["height"], out["size_from"] = src["width"], src["height"], "the remix source"
-            if "seconds" not in out and src.get("seconds"):
+                out["width"], out["height"], out["size_from"] = src["width"], src["height"], f"the {job.kind} source"
+            if "seconds" not in out and src.get("seconds") and job.kind == "remix":
                 out["seconds"], out["seconds_from"] = float(src["seconds"]), "the remix source"
+    if job.kind == "extend":  # the stitched total: the source's seconds plus the extension's
+        out.pop("seconds", None)
+        out.pop("seconds_from", None)
+        total = _stitched_total(run, job)
+        if total is not None:
+            out["seconds"], out["seconds_from"] = total, "the source's seconds plus the extension's"
     return out
+
+
+def _number(value: Any) -> float | None:
+    """A duration in seconds from a job field or a request value (``"8"``, ``8``, ``8.0``); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _declared_seconds(run: ProviderRun, snap: Snapshot | None) -> float | None:
+    """The seconds a job object declares: the field the request's ``seconds`` parameter names (provider.yaml
+    ``mock.params.seconds`` pointer, openai ``seconds``), read from the job body; None when absent or mapped."""
+    from ..spend import params_rules
+
+    rule = params_rules(run.contract).get("seconds")
+    if snap is None or not isinstance(snap.body, dict) or not rule or rule.get("map"):
+        return None
+    from specs.pointers import get_pointer
+
+    return _number(get_pointer(snap.body, rule["pointer"]))
+
+
+def _source_seconds(run: ProviderRun, job: Job) -> float | None:
+    """Seconds of a remix/extension source: its probed MP4, else what its job object declared, else what the
+    fixture pool knows of it (admin-seeded or --source-video-id)."""
+    src = job.source
+    if src is not None and src.media and src.media.get("seconds"):
+        return float(src.media["seconds"])
+    if src is not None:
+        declared = _declared_seconds(run, src.last)
+        if declared is not None:
+            return declared
+    meta = run.pool.seed_meta.get(job.source_ref or "") if run.pool else None
+    return float(meta["seconds"]) if meta and meta.get("seconds") else None
+
+
+def _stitched_total(run: ProviderRun, job: Job) -> float | None:
+    """What an extension's ``seconds`` should be: its source's seconds plus the requested extension; None when
+    either is unknown."""
+    added = _number((job.request.requested or {}).get("seconds"))
+    source = _source_seconds(run, job)
+    return None if added is None or source is None else source + added
 
 
 @check("video_matches_request", "lifecycle", "The video is a valid MP4 whose dimensions and duration match the "
@@ -559,6 +611,81 @@ def remix_lineage(run: ProviderRun, ev: Event) -> None:
                    exchange=ans.exchange, operation=job.label())
     elif expect == "accept":
         run.ok("remix_lineage")
+
+
+_EXTEND_REJECT = Source("mock", "our mock rejects an extension of a source that is not completed (a 4xx)")
+
+
+@check("extend_lineage", "lifecycle", "Extension follows its source: extending a completed video is accepted "
+       "and the new job (a new id) names its source (remixed_from_*); extending a source that is not completed, "
+       "failed or was deleted is rejected with a 4xx or the extension ends failed, never completed.",
+       events=("extend", "final"), needs_spend=True, requires={"capability": "extend", "state": "completed"},
+       source=Source("contract", "the extend operation (x-role extend, x-source) and the lineage field"))
+def extend_lineage(run: ProviderRun, ev: Event) -> None:
+    job = ev.job
+    reject_source = run.source("extend_lineage", "extend_rejects_unfinished", _EXTEND_REJECT)
+    if ev.kind == "final":
+        if job.kind == "extend" and job.submit.ok and job.remix_expect == "reject":
+            run.expect("extend_lineage", job.final in ("failed", "cancelled", None),
+                       f"an extension of a source that was not completed ({job.remix_source_state}) completed",
+                       exchange=job.submit.exchange, operation=job.label(), source=reject_source)
+        return
+    expect, ans = ev.data.get("expect"), job.submit
+    if ans.status >= 500:
+        run.fail("extend_lineage", f"extend answered {ans.status}", exchange=ans.exchange, operation=job.label())
+        return
+    if expect == "accept":
+        if not run.expect("extend_lineage", ans.ok, f"an extension of a completed source was answered {ans.status}",
+                          exchange=ans.exchange, operation=job.label()):
+            return
+    elif expect == "reject" and not ans.ok:
+        run.expect("extend_lineage", 400 <= ans.status < 500,
+                   f"an extension of a {ev.data.get('state')} source answered {ans.status}, expected a 4xx",
+                   exchange=ans.exchange, operation=job.label(), source=reject_source)
+        return
+    if not ans.ok:
+        return
+    if job.id and job.source_ref and job.id == job.source_ref:
+        run.fail("extend_lineage", f"the extension got its source's id {job.id!r}", exchange=ans.exchange,
+                 operation=job.label())
+        return
+    first = job.snapshots[0] if job.snapshots else None
+    if first is not None and first.lineage is not MISSING:
+        run.expect("extend_lineage", first.lineage == job.source_ref,
+                   f"remixed_from is {first.lineage!r}, expected the extended source {job.source_ref!r}",
+                   exchange=ans.exchange, operation=job.label())
+    elif expect == "accept":
+        run.ok("extend_lineage")
+
+
+@check("extend_duration", "lifecycle", "An extension's seconds are the stitched total (the source's seconds plus "
+       "the requested extension), from its first answer to its end, and its downloaded MP4 lasts that long.",
+       events=("download",), needs_spend=True, requires={"capability": "extend", "state": "completed"},
+       source=Source("contract", "VideoResource.seconds: for extensions, the stitched total duration"))
+def extend_duration(run: ProviderRun, ev: Event) -> None:
+    dl, job = ev.download, ev.job
+    if job.kind != "extend" or not dl.asset.is_video or dl.status != 200:
+        return
+    source = run.source("extend_duration", "extend_seconds_stitched")
+    total = _stitched_total(run, job)
+    if total is None:
+        return  # the source's duration or the requested seconds are unknown: nothing to compare
+    problems = []
+    for snap in observations(job):
+        declared = _declared_seconds(run, snap)
+        if declared is not None and abs(declared - total) > 0.5:
+            problems.append(f"the job declares {declared:g} s (source {total - _number(job.request.requested['seconds']):g} s "
+                            f"+ extension {job.request.requested['seconds']} s = {total:g} s)")
+            break
+    try:
+        seconds = probe_mp4(dl.data)["duration_seconds"]
+    except ValueError as exc:
+        problems.append(f"the video is not a valid MP4: {exc}")
+    else:
+        if abs(seconds - total) > max(0.5, 0.05 * total):
+            problems.append(f"the MP4 lasts {seconds:.2f} s, the stitched total is {total:g} s")
+    run.expect("extend_duration", not problems, "; ".join(problems), exchange=dl.exchange, operation=job.label(),
+               source=source)
 
 
 @check("webhook_consistent", "lifecycle", "A job that asked for a webhook (a callback URL in its request, or the "

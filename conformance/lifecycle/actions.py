@@ -1,4 +1,4 @@
-"""The actions of the lifecycle state machine: submit, poll, cancel, remix, ask for output too early, delete,
+"""The actions of the lifecycle state machine: submit, poll, cancel, remix, extend, ask for output too early, delete,
 list, stream, finish, collect webhooks, and the fixed opening every run starts with. Each action observes
 the target through a family driver and emits events (:mod:`conformance.lifecycle.events`); actions ask the
 drivers for capabilities, never for a family's name.
@@ -205,6 +205,21 @@ class Lifecycle:
 
     def remix(self, source: Job | str, driver: Driver, op, seconds: int | None, fail: bool = False,
               hold: bool = False, webhook: bool = False) -> Job | None:
+        """Remix ``source`` (a job of this run, or a source id) through ``op``; emits ``submit`` and ``remix``
+        events. Returns the new job when the request was accepted."""
+        return self._from_source("remix", source, driver, op, seconds, fail=fail, hold=hold, webhook=webhook)
+
+    def extend(self, source: Job | str, driver: Driver, op, seconds: int | None, hold: bool = False) -> Job | None:
+        """Extend ``source`` through ``op`` (role ``extend``: a new job continuing the source for ``seconds``
+        more; its own seconds are the stitched total); emits ``submit`` and ``extend`` events, judged by
+        ``extend_lineage`` and ``extend_duration``. Returns the new job when the request was accepted."""
+        return self._from_source("extend", source, driver, op, seconds, hold=hold)
+
+    def _from_source(self, kind: str, source: Job | str, driver: Driver, op, seconds: int | None,
+                     fail: bool = False, hold: bool = False, webhook: bool = False) -> Job | None:
+        """A job of ``kind`` (``remix`` or ``extend``) made from ``source``: the source's state when asked decides
+        whether the request should be accepted (completed) or rejected (failed, cancelled, deleted, or
+        still active when a read right after agrees)."""
         if not self._can_create(seconds):
             return None
         if isinstance(source, Job):
@@ -214,9 +229,9 @@ class Lifecycle:
                 before = "deleted"  # its output was delivered with the "delete after delivery" flag (fal)
         else:
             before, ref = "completed", source
-        if not self.run.target.free:
+        if not self.run.target.free and kind == "remix":
             seconds = None
-        req = self._build(op, "remix", source_id=ref, seconds=seconds, keep_output=self.rng.random() < 0.5)
+        req = self._build(op, kind, source_id=ref, seconds=seconds, keep_output=self.rng.random() < 0.5)
         if req is None:
             return None
         hook = self._ask_webhook(req) if webhook else None
@@ -231,13 +246,13 @@ class Lifecycle:
         elif before in ("failed", "cancelled", "deleted"):
             expect = "reject"
         elif before is not None and isinstance(source, Job):
-            # not terminal: the source's state at the remix is known only if a read right after agrees
+            # not terminal: the source's state at the request is known only if a read right after agrees
             after = self.state_of(source, honour=False)
             expect = "reject" if after == before else None
         job.remix_expect = expect
         job.remix_source_state = before
         self._observe_submit(job, expect=expect)
-        self.m.emit(Event("remix", job=job, data={"expect": expect, "state": before}))
+        self.m.emit(Event(kind, job=job, data={"expect": expect, "state": before}))
         return job if job.submit.ok else None
 
     def poll(self, job: Job) -> None:
@@ -459,15 +474,18 @@ class Lifecycle:
         return [d for d in got if delivered_state(self.run.contract, self._delivery_map(job, d), d.json)[0] == job.id]
 
     # -- the opening: every property exercised on every run ----------------------------------------------
-    def opening(self, generators: list[Driver], remixers: list, pick: int) -> list[Job]:
+    def opening(self, generators: list[Driver], remixers: list, pick: int,
+                extenders: list | None = None) -> list[Job]:
         """A fixed sequence run first in every state-machine run, so that every property is exercised every
         time (on our mock deterministically, with held jobs; elsewhere as far as real time allows). Returns
-        the jobs it created (they join the machine's bundle)."""
+        the jobs it created (they join the machine's bundle). ``remixers`` / ``extenders``: ``(driver, operation)``
+        pairs of the contract's remix and extend operations."""
         run = self.run
         out: list[Job] = []
         pool = run.pool
         sources = list(pool.sources) if pool else []
         remix_pick = remixers[pick % len(remixers)] if remixers else None
+        extend_pick = extenders[pick % len(extenders)] if extenders else None
 
         def new(hold: bool = True, fail: bool = False, webhook: bool = False) -> Job | None:
             if generators:
@@ -489,6 +507,8 @@ class Lifecycle:
         self.early_result(main)                              # while queued
         if remix_pick is not None:
             self.remix(main, *remix_pick, None)              # a source that is not completed: rejected
+        if extend_pick is not None:
+            self.extend(main, *extend_pick, None)            # extending a source that is not completed: rejected
         if self.advance(main, "in_progress"):
             self.state_of(main)
             self.early_result(main)                          # while in progress
@@ -507,6 +527,11 @@ class Lifecycle:
             young = self.remix(main, *remix_pick, None)      # a completed source: accepted, with lineage
             if young is not None:
                 out.append(young)
+        if extend_pick is not None and main.final == "completed":
+            longer = self.extend(main, *extend_pick, None, hold=True)  # accepted: lineage, the stitched total
+            if longer is not None:
+                out.append(longer)
+                self.finish(longer)                          # to its end: its MP4 lasts the stitched total
         if remixers and sources:
             d, op = remixers[(pick + 1) % len(remixers)]
             fresh = self.remix(sources[pick % len(sources)], d, op, None)
@@ -518,6 +543,8 @@ class Lifecycle:
                 self.finish(failing)
                 if remix_pick is not None:
                     self.remix(failing, *remix_pick, None)   # a failed source: rejected
+                if extend_pick is not None:
+                    self.extend(failing, *extend_pick, None)  # a failed source cannot be extended either
         if driver.supports("delete"):
             gone = new()
             if gone is not None:
@@ -525,6 +552,8 @@ class Lifecycle:
                 self.delete(gone)
                 if remix_pick is not None:
                     self.remix(gone, *remix_pick, None)      # a deleted source: rejected
+                if extend_pick is not None:
+                    self.extend(gone, *extend_pick, None)    # nor a deleted one
         for d in {id(x.driver): x.driver for x in out}.values():
             if d.supports("list"):
                 self.list(d, 2, complete=True)

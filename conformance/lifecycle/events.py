@@ -1,7 +1,7 @@
 """The events of a lifecycle run and the :class:`Monitor` that hands them to the lifecycle checks.
 
 Event kinds: ``snapshot`` (a new observation of a job, with the previous one), ``submit``, ``final`` (a job
-at the end, after result and downloads), ``download``, ``cancel``, ``remix``, ``early_result``, ``delete``,
+at the end, after result and downloads), ``download``, ``cancel``, ``remix``, ``extend``, ``early_result``, ``delete``,
 ``list``, ``stream``, ``hints`` (poll hints a driver saw), ``webhook`` (the deliveries of a job's webhook) and
 ``timeout``. A lifecycle check (:mod:`conformance.checks.lifecycle`) declares the kinds it receives.
 """

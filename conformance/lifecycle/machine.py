@@ -1,6 +1,6 @@
 """The lifecycle state machine: a hypothesis ``RuleBasedStateMachine`` per provider run that starts every run
 with a fixed opening (:meth:`conformance.lifecycle.actions.Lifecycle.opening`) and then interleaves jobs by
-random rules (submit, poll, cancel, remix, early output, delete, list, stream, wait); at the end of each run
+random rules (submit, poll, cancel, remix, extend, early output, delete, list, stream, wait); at the end of each run
 every job is driven to its end, its output fetched, its assets downloaded and its webhooks collected.
 """
 
@@ -24,6 +24,7 @@ def make_machine(run: ProviderRun):
     creators = [d for d in drivers if d.supports("submit")]
     generators = [d for d in creators if generate_ops(d)]
     remixers = [(d, op) for d in creators for op in d.creators("remix")]
+    extenders = [(d, op) for d in creators if d.supports("extend") for op in d.ops.get("extend", [])]
     pollers = [d for d in drivers if d.supports("poll")]
     listers = [d for d in drivers if d.supports("list")]
     sizes = [None, "1280x720", "720x1280"]
@@ -49,7 +50,7 @@ def make_machine(run: ProviderRun):
                 run.pool.adopted = True
                 for job in run.pool.jobs:
                     self.monitor.adopt(job)
-            out = self.life.opening(generators, remixers, pick)
+            out = self.life.opening(generators, remixers, pick, extenders)
             for d in generators[1:]:  # every other host that creates jobs gets one too
                 job = self.life.submit(d, False, None, None)
                 if job is not None:
@@ -68,6 +69,15 @@ def make_machine(run: ProviderRun):
         def remix_job(self, source, which, seconds):
             d, op = remixers[which % len(remixers)]
             job = self.life.remix(source, d, op, seconds)
+            return multiple(job) if job is not None else multiple()
+
+        @precondition(lambda self: bool(extenders) and not self.life.stopped)
+        @rule(target=jobs, source=jobs, which=st.integers(0, 7), seconds=st.sampled_from([None, 4]))
+        def extend_job(self, source, which, seconds):
+            if source.kind == "extend":
+                return multiple()  # no chains: each link adds seconds, and a target bounds the stitched total
+            d, op = extenders[which % len(extenders)]
+            job = self.life.extend(source, d, op, seconds)
             return multiple(job) if job is not None else multiple()
 
         @precondition(lambda self: bool(remixers) and bool(run.pool and run.pool.sources) and not self.life.stopped)

@@ -45,6 +45,8 @@ def structural_reason(run: ProviderRun, requires: dict) -> str | None:
         return "synchronous protocol: there is no job status to observe"
     if cap == "remix" and not any(d.creators("remix") for d in run.drivers):
         return "the contract has no remix operation"
+    if cap == "extend" and not any(d.supports("extend") for d in run.drivers):
+        return "the contract has no extend operation"
     if cap in _ROLE_OF and not any(d.supports(cap) for d in run.drivers):
         return f"the contract has no {_ROLE_OF[cap]} operation"
     if requires.get("role") and requires["role"] not in roles:

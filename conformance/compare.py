@@ -46,6 +46,10 @@ Verdicts (one per TO):
     header or scheme (3); request fields and media types (4); asset delivery (5); status words (6); error
     envelopes and statuses (7); the id format (8).
 
+With ``--runtime`` the report is followed by the runtime proof (:mod:`conformance.sdk_proof`): FROM's official
+SDK runs its own flow against an embedded mock of FROM and of each TO (the only part of ``compare`` that sends
+requests, all to 127.0.0.1), step by step: works, or how it fails.
+
 Output: ``--format text`` (rich tables, the default), ``markdown`` or ``json`` (:func:`to_json`), on stdout
 or into ``--output PATH``. Exit codes: 0 the report was produced; 2 usage error, one line on stderr (unknown
 provider, a path that cannot be written).
@@ -937,6 +941,11 @@ def add_subcommand(subparsers: Any) -> None:
     p.add_argument("to_providers", metavar="TO", nargs="+", help="provider ids to compare with")
     p.add_argument("--format", choices=FORMATS, default="text", help="report format (default text)")
     p.add_argument("--output", metavar="PATH", help="write the report here instead of stdout")
+    p.add_argument("--runtime", action="store_true",
+                   help="also run FROM's official SDK flow (create, poll, remix, download, extend, character) against "
+                   "an embedded mock of FROM and each TO and report which steps work and how each failing one fails "
+                   "(conformance/sdk_proof.py; 127.0.0.1 only)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the embedded mock of --runtime (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -945,7 +954,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.output:
             _check_writable(args.output)
-        text = render(compare(args.from_provider, list(args.to_providers)), args.format)
+        report = compare(args.from_provider, list(args.to_providers))
+        text = render(report, args.format)
+        if getattr(args, "runtime", False):
+            text = _with_runtime(report, text, args)
         if args.output:
             try:
                 with open(args.output, "w", encoding="utf-8") as fh:
@@ -959,6 +971,24 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"conformance compare: {exc}\n")
         return 2
     return 0
+
+
+def _with_runtime(report: CompareReport, text: str, args: argparse.Namespace) -> str:
+    """``text`` followed by the runtime proof (:mod:`conformance.sdk_proof`) in the same format (JSON: the
+    report's ``runtime`` key). Raises CompareError when the proof cannot run."""
+    from . import sdk_proof
+
+    try:
+        proof = sdk_proof.prove(args.from_provider, list(args.to_providers), seed=args.seed)
+    except sdk_proof.ProofError as exc:
+        raise CompareError(f"--runtime: {exc}") from None
+    if args.format == "json":
+        doc = to_json(report)
+        doc["runtime"] = sdk_proof.to_json(proof)
+        return json.dumps(doc, indent=2, default=str) + "\n"
+    if args.format == "markdown":
+        return text + "\n" + sdk_proof.render_markdown(proof)
+    return text + "\n" + sdk_proof.render_text(proof)
 
 
 def _check_writable(path: str) -> None:

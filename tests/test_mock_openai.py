@@ -65,12 +65,15 @@ def test_full_flow_create_poll_remix_download_list_delete(client, mock):
 
 
 def test_edit_by_id_sets_lineage(client):
-    """openai 3.54.0's ``videos.edit(video={"id": ...})`` raises client-side (it treats ``video`` as a file),
-    so an edit by id is sent as JSON through the SDK's generic ``post``; an uploaded file goes through
+    """openai 3.57.0's ``videos.edit(video={"id": ...})`` still raises client-side (it treats ``video`` as a
+    file; checked here, so an SDK that fixes it fails this test and the contract's note gets updated), so an
+    edit by id is sent as JSON through the SDK's generic ``post``; an uploaded file goes through
     ``videos.edit`` itself (multipart) and has no lineage."""
     from openai.types import Video
 
     source = client.videos.poll(client.videos.create(prompt="a boat").id)
+    with pytest.raises(RuntimeError, match="Expected entry at `video` to be bytes"):
+        client.videos.edit(prompt="at night", video={"id": source.id})
     edited = client.post("/videos/edits", body={"prompt": "at night", "video": {"id": source.id}}, cast_to=Video)
     assert edited.remixed_from_video_id == source.id
     assert client.videos.poll(edited.id).status == "completed"

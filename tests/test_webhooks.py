@@ -1,7 +1,7 @@
 """Webhooks end to end: the mock delivers to a real aiohttp receiver on 127.0.0.1 in every provider style.
 
 - OpenAI project-level events (``openai_webhook_url``), verified with the real ``openai`` SDK
-  (``client.webhooks.unwrap``, openai 3.54.0 ``lib/_webhooks.py``);
+  (``client.webhooks.unwrap``, openai 3.57.0 ``lib/_webhooks.py``);
 - aigateway's per-request ``webhook_url``, with ``aig-signature`` recomputed here (hex HMAC-SHA256 of
   ``"{aig-timestamp}.{raw body}"``, reference/protocols.md §4);
 - fal ``?fal_webhook=`` and sunra ``?webhook=`` (the queue family);

@@ -1,7 +1,7 @@
 """Driver of the ``video_object`` family (openai, gptge): the create/remix/edit answer is the job object,
 polled with ``retrieve``; assets come from ``content`` — streamed bytes per ``x-variants`` (OpenAI), or a
 JSON link object when the operation's 200 media types are all JSON (gpt.ge). Sources: reference/protocols.md
-§1 and §4, openai 3.54.0 ``resources/videos.py``.
+§1 and §4, openai 3.57.0 ``resources/videos.py``.
 """
 
 from __future__ import annotations

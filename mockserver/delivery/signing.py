@@ -6,7 +6,7 @@ scheme                  headers
 ======================= ==================================================================================
 ``standard_webhooks``   ``webhook-id``, ``webhook-timestamp``, ``webhook-signature: v1,<base64 HMAC-SHA256 of
                         "{id}.{timestamp}.{body}">`` with the base64 key after ``whsec_`` (Standard Webhooks, as
-                        ``openai`` 3.54.0 ``lib/_webhooks.py`` verifies it). Secret: ``MockConfig.openai_webhook_secret``.
+                        ``openai`` 3.57.0 ``lib/_webhooks.py`` verifies it). Secret: ``MockConfig.openai_webhook_secret``.
 ``hmac_sha256_hex``     ``<timestamp_header>: <unix s>`` and ``<signature_header>: <hex HMAC-SHA256 of
                         "{timestamp}.{body}">`` (aigateway: ``aig-timestamp`` / ``aig-signature``, reference/
                         protocols.md §4). Secret: ``MockConfig.aigateway_webhook_secret``.

@@ -149,7 +149,7 @@ class WebhookDispatcher:
 
     def _headers(self, d: Delivery, body: bytes) -> dict[str, str]:
         # Real time, not the mock's virtual clock: receivers check the signature timestamp against their own
-        # clock (openai 3.54.0 ``verify_signature`` and aigateway both allow 300 s), and a manual or sped-up
+        # clock (openai 3.57.0 ``verify_signature`` and aigateway both allow 300 s), and a manual or sped-up
         # clock is far from it.
         headers = {"Content-Type": "application/json", "User-Agent": "sora-remix-mock/0.1"}
         headers.update(signature_headers(d.signing, self.state.config, d.id, int(time.time()), body))

@@ -3,7 +3,7 @@ clients poll ``GET /videos/{id}``, list, delete, and download from ``/videos/{id
 
 Whether content is streamed bytes (OpenAI) or a JSON link (gpt.ge) is read from the content operation's
 declared 200 media types; which query parameter picks the variant, from its parameter whose values are
-variants (``x-variants``). Source: reference/protocols.md §1 and §4, openai 3.54.0 ``resources/videos.py``.
+variants (``x-variants``). Source: reference/protocols.md §1 and §4, openai 3.57.0 ``resources/videos.py``.
 
 Templates (provider.yaml ``mock``; the language: :mod:`specs.templates`, variables:
 :mod:`mockserver.rendering.variables`):

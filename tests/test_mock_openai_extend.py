@@ -35,8 +35,9 @@ def checked(mock):
 @pytest.fixture
 def client(mock, checked):
     mock.admin("DELETE", "faults")
-    return openai.OpenAI(base_url=mock.base_url("openai"), api_key="sk-test-key", max_retries=0,
-                         http_client=checked.client(timeout=10))
+    with checked.client(timeout=10) as http, openai.OpenAI(base_url=mock.base_url("openai"), api_key="sk-test-key",
+                                                           max_retries=0, http_client=http) as c:
+        yield c
 
 
 def _duration(client: openai.OpenAI, video_id: str) -> float:

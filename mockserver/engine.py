@@ -98,7 +98,7 @@ HOLD_SECONDS = 1e12
 
 #: Kinds of job: a fresh generation, a remix of a finished video (OpenAI ``POST /videos/{id}/remix``,
 #: fal ``sora-2/video-to-video/remix``, sunra ``openai/sora-2/video-to-video``), and OpenAI's newer
-#: ``POST /videos/edits`` and ``POST /videos/extensions`` (openai 3.57.0 ``resources/videos.py``).
+#: ``POST /videos/edits`` and ``POST /videos/extensions`` (openai 3.54.0 ``resources/videos.py``).
 KINDS: frozenset[str] = frozenset({"generate", "remix", "edit", "extend"})
 
 # ----------------------------------------------------------------------------------------------- clocks

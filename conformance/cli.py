@@ -3,6 +3,7 @@
     conformance run --all                          # every provider against the embedded mock
     conformance run --provider fal --base-url https://queue.fal.run --host-url run=https://fal.run
     conformance run --provider openai --base-url http://127.0.0.1:8000     # a running mock (free)
+    conformance run --all --parallel 2             # the providers split over 2 processes, reports merged
     conformance checks                             # list the registered checks
 
 Exit codes (``conformance run``):

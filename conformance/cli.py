@@ -370,6 +370,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         label = described.get("label") or f"embedded mocks, one per process (speed {args.speed or DEFAULT_SPEED:g})"
         err.print(f"conformance: {len(providers)} provider(s), {len(checks)} check(s), target {label}, seed {seed}, "
                   f"{len(groups)} processes: " + " | ".join(", ".join(g) for g in groups), highlight=False)
+        for note in described.get("notes") or []:
+            err.print(f"  note: {note}", highlight=False)
         progress, listener, set_counts, stop_progress = _progress(err, providers, enabled=not args.no_progress)
         signal_name = parallel.run_processes(
             args, results, groups, seed, target=described, progress=progress, set_counts=set_counts,

@@ -335,7 +335,7 @@ def run_processes(args: argparse.Namespace, results: Results, groups: list[list[
     results.spend = merge_ledgers([p.get("spend") or {} for p in parts if p], budget)
     results.parallel = {
         "processes": len(groups), "requested": args.parallel,
-        "assignment": [w.providers for w in workers] + groups[len(workers):],
+        "assignment": groups,
         "process_wall_seconds": [round((w.ended or time.monotonic()) - w.started, 3) for w in workers],
         "exit_codes": [w.proc.returncode for w in workers],
         "budget": ("none used: the target is free" if results.target.get("free") else

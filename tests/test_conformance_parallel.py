@@ -181,6 +181,32 @@ def test_parallel_2_gives_the_verdicts_of_a_serial_run_and_every_report(tmp_path
     assert set(par) == set(serial)
 
 
+def test_a_failure_in_one_process_is_exit_1_with_its_failure_in_the_merged_report(monkeypatch, tmp_path):
+    """Two providers on one mock behind a proxy that sends openai's completed jobs back to in progress: the
+    process checking openai finds terminal_is_final failing, the other process passes it; exit 1."""
+    from test_conformance_broken import CorruptingProxy
+    from test_conformance_verdicts import regress_after_terminal
+
+    from mockserver.embedded import EmbeddedMock
+
+    key = "sk-parallel-test-key-0123456789"
+    monkeypatch.setenv("CONFORMANCE_TEST_KEY", key)
+    report = tmp_path / "r.json"
+    with EmbeddedMock(providers=["openai", "fal"], speed=10.0, api_key=key, seed=3) as mock, \
+            CorruptingProxy(mock.url, regress_after_terminal("openai"), key=key) as proxy:
+        code = main(["run", "--provider", "openai", "--provider", "fal", "--base-url", proxy.url, "--api-key-env",
+                     "CONFORMANCE_TEST_KEY", "--check", "lifecycle", "--parallel", "2", "--seed", "3", *SMALL,
+                     "--job-timeout", "15", "--no-progress", "--json", str(report)])
+    assert code == 1
+    data = json.loads(report.read_text())
+    assert data["parallel"]["exit_codes"] == [1, 0] or data["parallel"]["exit_codes"] == [0, 1]
+    by = {(o["provider"], o["check"]): o for o in data["outcomes"]}
+    assert by[("openai", "terminal_is_final")]["failed"] > 0
+    assert "changed to" in by[("openai", "terminal_is_final")]["failures"][0]["message"]
+    assert by[("fal", "terminal_is_final")]["status"] == "passed"
+    assert data["target"]["kind"] == "mock" and not data["suite_errors"]
+
+
 def _crash_one(monkeypatch, script: str, victim: str = "openai") -> None:
     real = parallel.worker_command
 

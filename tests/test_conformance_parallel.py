@@ -177,6 +177,8 @@ def test_parallel_2_gives_the_verdicts_of_a_serial_run_and_every_report(tmp_path
     assert par["target"]["kind"] == "embedded" and set(par["target"]["hosts"]) == set(serial["target"]["hosts"])
     out = tmp_path / "2"
     assert "<testsuites" in (out / "j.xml").read_text() and "# Conformance report" in (out / "r.md").read_text()
+    assert "Checked in 2 processes" in (out / "r.md").read_text()
+    assert "processes" not in (tmp_path / "1" / "r.md").read_text()
     assert "<html" in (out / "r.html").read_text().lower()
     assert set(par) == set(serial)
 

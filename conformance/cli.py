@@ -3,6 +3,7 @@
     conformance run --all                          # every provider against the embedded mock
     conformance run --provider fal --base-url https://queue.fal.run --host-url run=https://fal.run
     conformance run --provider openai --base-url http://127.0.0.1:8000     # a running mock (free)
+    conformance run --all --parallel 2             # the providers split over 2 processes, reports merged
     conformance checks                             # list the registered checks
 
 Exit codes (``conformance run``):
@@ -54,6 +55,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if v < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return v
+
+
+def _processes(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return v
 
 
@@ -142,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="steps per state-machine run (default 14)")
     gen.add_argument("--workers", type=_positive_int, default=8, metavar="N",
                      help="concurrent requests per operation (default 8)")
+    gen.add_argument("--parallel", type=_processes, default=1, metavar="N",
+                     help="check the providers in N processes (at most one per provider; balanced, deterministic "
+                     "split) and merge their reports: same verdicts, reports and exit codes as --parallel 1 "
+                     "(default: one process, providers in threads). Each process starts its own embedded mock; "
+                     "with --base-url all hit the same target. --max-time, Ctrl-C and SIGTERM end every process. "
+                     "A budget is never divided: a paid target takes one provider, so it runs in one process "
+                     "with the whole budget")
+    gen.add_argument("--parallel-worker", action="store_true", help=argparse.SUPPRESS)  # a process of --parallel
+    gen.add_argument("--parallel-deadline", type=float, default=None, help=argparse.SUPPRESS)  # epoch seconds
     out = r.add_argument_group("reports")
     out.add_argument("--junit", metavar="PATH", help="write JUnit XML")
     out.add_argument("--json", metavar="PATH", help="write the full results as JSON")
@@ -288,6 +308,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if pid not in providers:
             raise UsageError(f"--source-video-id {pid}=...: {pid} is not a provider of this run")
     _report_paths(args)
+    if args.parallel_worker and args.parallel_deadline is not None:  # one deadline shared by every process
+        args.max_time = max(0.05, args.parallel_deadline - time.time())
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10 ** 9)
     config = RunConfig(providers=providers, checks=checks, seed=seed, examples=args.examples,
                        paid_examples=args.paid_examples, lifecycle_runs=args.lifecycle_runs,
@@ -309,6 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.base_url is None:  # the embedded mock logs its own errors; the checks report them
         for name in ("mockserver", "openapi_core", "aiohttp.server", "aiohttp.access"):
             logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    processes = 1 if args.dry_run or args.parallel_worker else min(args.parallel, len(providers))
     t0 = time.monotonic()
     try:
         if args.dry_run and args.base_url is None:
@@ -317,6 +340,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             target = Target(kind="embedded", label="the embedded mock", hosts={
                 (pid, h["id"]): f"http://127.0.0.1/{pid}" for pid in providers for h in specs.load(pid).hosts},
                 mock_root=None, credentials={})
+        elif processes > 1 and args.base_url is None:
+            target = None  # every process starts its own embedded mock
         else:
             target = open_target(providers, base_url=args.base_url, host_urls=host_urls, api_key_env=api_key_env,
                                  speed=args.speed or DEFAULT_SPEED, seed=seed, free_target=args.free_target)
@@ -330,18 +355,46 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     results = Results(checks, providers, seed)
     results.rerun_base = _rerun_base(args)
-    control = RunControl(args.max_time)
-    err.print(f"conformance: {len(providers)} provider(s), {len(checks)} check(s), target {target.label}, "
-              f"seed {seed}", highlight=False)
-    for note in target.notes:
-        err.print(f"  note: {note}", highlight=False)
-    progress, listener, stop_progress = _progress(err, providers, enabled=not args.no_progress)
-    signal_name = _run_with_signals(lambda: execute(config, target, progress=progress, listener=listener,
-                                                    control=control, results=results), control)
-    stop_progress()
-    if signal_name is None:
-        target.close()
+    if processes > 1:
+        from . import parallel
+        from .spend import Budget
+
+        described = {}
+        if target is not None:  # --base-url: every process checks this target; the parent only resolved it
+            described = target.describe()
+            target.close()
+        refusal = parallel.check_budget(target is None or target.free, budget_given, processes)
+        if refusal:
+            raise UsageError(refusal)
+        groups = parallel.assign(providers, processes)
+        label = described.get("label") or f"embedded mocks, one per process (speed {args.speed or DEFAULT_SPEED:g})"
+        err.print(f"conformance: {len(providers)} provider(s), {len(checks)} check(s), target {label}, seed {seed}, "
+                  f"{len(groups)} processes: " + " | ".join(", ".join(g) for g in groups), highlight=False)
+        for note in described.get("notes") or []:
+            err.print(f"  note: {note}", highlight=False)
+        progress, listener, set_counts, stop_progress = _progress(err, providers, enabled=not args.no_progress)
+        signal_name = parallel.run_processes(
+            args, results, groups, seed, target=described, progress=progress, set_counts=set_counts,
+            budget=Budget(jobs=args.max_paid_jobs, video_seconds=args.max_video_seconds, usd=args.max_spend_usd),
+            stop_grace=STOP_GRACE)
+        stop_progress()
     else:
+        control = RunControl(args.max_time)
+        if args.parallel_worker:  # a process of --parallel: progress as JSON lines on stdout for the parent
+            progress, listener, stop_progress = _worker_events(providers, enabled=not args.no_progress)
+            _stop_when_parent_goes(control)
+        else:
+            err.print(f"conformance: {len(providers)} provider(s), {len(checks)} check(s), target {target.label}, "
+                      f"seed {seed}", highlight=False)
+            for note in target.notes:
+                err.print(f"  note: {note}", highlight=False)
+            progress, listener, _set, stop_progress = _progress(err, providers, enabled=not args.no_progress)
+        signal_name = _run_with_signals(lambda: execute(config, target, progress=progress, listener=listener,
+                                                        control=control, results=results), control)
+        stop_progress()
+        if signal_name is None:
+            target.close()
+    if signal_name is not None:
         results.stopped = "interrupted"
         if not any(e.name == "interrupted" for e in results.suite_errors):
             results.suite_error("interrupted", None, f"{signal_name}: the run was interrupted; checks not reached "
@@ -351,6 +404,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 o.skip_reason = f"not reached: the run was interrupted ({signal_name})"
         if results.finished is None:
             results.finished = time.monotonic()
+    code = EXIT_FAIL if not results.ok else EXIT_SUITE if results.suite_errors else EXIT_OK
+    if signal_name is not None:
+        code = EXIT_SIGNAL[signal_name]
+    if args.parallel_worker:  # the parent writes every report from this one
+        if args.json:
+            report.write_json(results, args.json)
+        return _exit(code, hard=True)  # at once: the stdin watch may still be reading (no shutdown race)
     report.render_summary(results, console)
     for e in results.suite_errors:
         first = e.message.splitlines()[0] if e.message else ""
@@ -366,15 +426,96 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .html_report import write_run
 
         write_run(results, args.html)
-    err.print(f"conformance: wall time {time.monotonic() - t0:.1f} s", highlight=False)
-    if signal_name is not None:
-        code = EXIT_SIGNAL[signal_name]
+    if results.parallel:
+        err.print(f"conformance: wall time {time.monotonic() - t0:.1f} s in {results.parallel['processes']} "
+                  "processes (process wall times "
+                  + ", ".join(f"{s:.1f}" for s in results.parallel["process_wall_seconds"]) + " s)", highlight=False)
+    else:
+        err.print(f"conformance: wall time {time.monotonic() - t0:.1f} s", highlight=False)
+    return _exit(code, hard=signal_name is not None)
+
+
+def _exit(code: int, *, hard: bool) -> int:
+    """Return ``code``, or after a signal flush and end the process at once (worker threads may still be
+    inside a request: do not wait for them)."""
+    if hard:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code)  # worker threads may still be inside a request: do not wait for them
-    if not results.ok:
-        return EXIT_FAIL
-    return EXIT_SUITE if results.suite_errors else EXIT_OK
+        os._exit(code)
+    return code
+
+
+def _worker_events(providers: list[str], enabled: bool):
+    """Progress of a process of ``--parallel`` for its parent: JSON lines on stdout,
+    ``{"provider", "phase", "ok", "bad"}`` on each phase and ``{"provider", "ok", "bad"}`` at most every
+    0.25 s while counts change. Returns ``(progress, listener, stop)`` callbacks; all no-ops when not
+    ``enabled``."""
+    import json
+    import threading
+
+    if not enabled:
+        return (lambda provider, text: None), (lambda provider, check, what: None), (lambda: None)
+    lock = threading.Lock()
+    counts = {p: [0, 0] for p in providers}
+    dirty: set[str] = set()
+    stop_evt = threading.Event()
+
+    def emit(provider: str, phase: str | None = None) -> None:
+        ev = {"provider": provider, "ok": counts.get(provider, [0, 0])[0], "bad": counts.get(provider, [0, 0])[1]}
+        if phase is not None:
+            ev["phase"] = phase
+        try:
+            sys.stdout.write(json.dumps(ev) + "\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):  # the parent is gone: the stdin watch stops the run
+            pass
+
+    def progress(provider: str, text: str) -> None:
+        with lock:
+            dirty.discard(provider)
+            emit(provider, text)
+
+    def listener(provider: str, check: str, what: str) -> None:
+        if what not in ("pass", "fail"):
+            return
+        with lock:
+            counts.setdefault(provider, [0, 0])[0 if what == "pass" else 1] += 1
+            dirty.add(provider)
+
+    def tick() -> None:
+        while not stop_evt.wait(0.25):
+            with lock:
+                for p in sorted(dirty):
+                    emit(p)
+                dirty.clear()
+
+    th = threading.Thread(target=tick, daemon=True, name="conformance-events")
+    th.start()
+
+    def stop() -> None:
+        stop_evt.set()
+        th.join(1)
+        with lock:
+            for p in counts:
+                emit(p)
+
+    return progress, listener, stop
+
+
+def _stop_when_parent_goes(control) -> None:
+    """Stop the run when stdin closes: the parent of a ``--parallel`` process holds its stdin open and never
+    writes to it, so EOF means the parent is gone (killed) and nobody will read this process's report."""
+    import threading
+
+    def watch() -> None:
+        try:
+            while sys.stdin.buffer.read(65536):
+                pass
+        except (OSError, ValueError, AttributeError):
+            return
+        control.stop("interrupted")
+
+    threading.Thread(target=watch, daemon=True, name="conformance-parent-watch").start()
 
 
 def _run_with_signals(fn, control) -> str | None:
@@ -425,7 +566,10 @@ def _run_with_signals(fn, control) -> str | None:
 
 def _progress(console, providers: list[str], enabled: bool):
     """Live progress (rich, one line per provider: phase, passes and failures so far) on a terminal; plain
-    phase lines otherwise. Returns ``(progress, listener, stop)`` callbacks."""
+    phase lines otherwise (each prefixed by its provider). Returns ``(progress, listener, set_counts, stop)``
+    callbacks: ``progress(provider, phase)``, ``listener(provider, check, "pass"|"fail"|"note")`` for one
+    evaluation, ``set_counts(provider, passes, failures)`` for counts kept elsewhere (a process of
+    ``--parallel``), ``stop()``."""
     import threading
 
     lock = threading.Lock()
@@ -439,6 +583,10 @@ def _progress(console, providers: list[str], enabled: bool):
         with lock:
             c = counts.setdefault(provider, [0, 0])
             c[0 if what == "pass" else 1] += 1
+
+    def set_counts(provider: str, ok: int, bad: int) -> None:
+        with lock:
+            counts[provider] = [ok, bad]
 
     if enabled and console.is_terminal:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -472,7 +620,7 @@ def _progress(console, providers: list[str], enabled: bool):
                     prog.update(t, description=phases[p], ok=counts[p][0], bad=counts[p][1])
             prog.stop()
 
-        return update, listener, stop
+        return update, listener, set_counts, stop
 
     def line(provider: str, text: str) -> None:
         if not enabled:
@@ -482,7 +630,7 @@ def _progress(console, providers: list[str], enabled: bool):
             console.print(f"  [{time.monotonic() - started:6.1f}s] {provider}: {text} (✓ {ok} ✗ {bad})",
                           highlight=False)
 
-    return line, listener, lambda: None
+    return line, listener, set_counts, lambda: None
 
 
 def main(argv: list[str] | None = None) -> int:

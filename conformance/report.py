@@ -265,6 +265,10 @@ def write_markdown(results: Results, path: str | Path) -> None:
              f"{n['skipped']} skipped; {results.failed_count} failing evaluation(s), {results.noted_count} note(s), "
              f"{len(results.suite_errors)} suite error(s); {sum(results.examples.values())} generated examples, "
              f"{results.requests} requests.", ""]
+    par = getattr(results, "parallel", None)
+    if par:
+        lines += [f"Checked in {par['processes']} processes (`--parallel {par['requested']}`): "
+                  + " | ".join(", ".join(g) for g in par["assignment"]) + f"; spend budget: {_md(par['budget'])}.", ""]
     for note in results.target.get("notes") or []:
         lines.append(f"> {_md(note)}")
     if results.target.get("notes"):

@@ -148,6 +148,7 @@ class Results:
         self.stopped: str | None = None  # why the run ended early ("max_time", "interrupted"), else None
         self.spend_ledger: Any = None  # the spend guard's live ledger (for a report written mid-run)
         self.rerun_base: str = ""  # the `conformance run` command line without --check/--seed (for reports)
+        self.parallel: dict[str, Any] | None = None  # --parallel N > 1: processes, assignment, budget (reports)
 
     # -- recording ----------------------------------------------------------------------------------
     def selected(self, check: str) -> bool:
@@ -237,6 +238,45 @@ class Results:
             except Exception:  # a progress display must never break a run
                 pass
 
+    def absorb(self, part: dict[str, Any]) -> None:
+        """Add a partial report to this run: the :meth:`to_json` of a run over some of this run's providers
+        with the same checks and seed (one process of ``conformance run --parallel N``).
+
+        Evaluation counts, kept failures and notes, skip reasons, example counts, provider notes, suite
+        errors and the request count are added; outcomes of providers or checks this run does not have are
+        ignored. ``seed``, ``target``, ``spend``, ``stopped`` and the wall time are left to the caller.
+
+        Args:
+            part: the JSON dict of a :class:`Results` (``to_json()``, or the file ``--json`` wrote).
+
+        Raises:
+            KeyError, TypeError: ``part`` is not such a dict (a truncated or foreign file).
+        """
+        with self._lock:
+            for o in part["outcomes"]:
+                mine = self._outcomes.get((o["provider"], o["check"]))
+                if mine is None:
+                    continue
+                mine.passed += int(o["passed"])
+                mine.failed += int(o["failed"])
+                mine.noted += int(o["noted"])
+                if o.get("skip_reason") and mine.skip_reason is None:
+                    mine.skip_reason = o["skip_reason"]
+                for kept, items in ((mine.failures, o["failures"]), (mine.notes, o["notes"])):
+                    for f in items:
+                        if len(kept) < MAX_FAILURES_KEPT:
+                            kept.append(Failure(**f))
+            for e in part["examples"]:
+                key = (e["provider"], e["operation"])
+                self.examples[key] = self.examples.get(key, 0) + int(e["count"])
+            for pid, texts in (part.get("notes") or {}).items():
+                mine_notes = self.notes.setdefault(pid, [])
+                mine_notes.extend(t for t in texts if t not in mine_notes)
+            self.requests += int(part.get("requests") or 0)
+        for e in part["suite_errors"]:
+            self.suite_error(e["name"], e.get("provider"), e.get("message") or "", check=e.get("check"),
+                             operation=e.get("operation"))
+
     # -- reading ------------------------------------------------------------------------------------
     def outcomes(self) -> list[Outcome]:
         """Every outcome, provider-major, checks in registry order."""
@@ -284,6 +324,7 @@ class Results:
             "requests": self.requests,
             "suite_errors": [e.to_json() for e in self.suite_errors],
             "stopped": self.stopped,
+            "parallel": self.parallel,
             "totals": self.totals(),
             "providers": self.providers,
             "checks": [{"name": c.name, "category": c.category, "description": c.description,

@@ -106,6 +106,34 @@ class SpendLedger:
                 "remaining": self.remaining(), "blocked": dict(sorted(self.blocked.items()))}
 
 
+def merge_ledgers(parts: list[dict[str, Any]], budget: Budget) -> dict[str, Any]:
+    """The spend section of a run made of several processes (``--parallel``): the sum of each process's
+    ledger (``SpendLedger.to_json()``: paid requests, accepted, requested video seconds, estimated USD,
+    refusals), with ``budget`` (the user's, for the whole run) and what is left of it.
+
+    Args:
+        parts: the ``spend`` dicts of the processes' reports (empty dicts are skipped).
+        budget: the run's budget as the user gave it.
+
+    Returns:
+        A dict shaped like :meth:`SpendLedger.to_json`; ``committed_usd`` is None when any part's is.
+    """
+    led = SpendLedger(budget=budget)
+    for part in parts:
+        if not part:
+            continue
+        led.paid_requests += int(part.get("paid_requests") or 0)
+        led.accepted += int(part.get("accepted") or 0)
+        led.video_seconds += float(part.get("video_seconds") or 0.0)
+        if part.get("committed_usd") is None:
+            led.usd_known = False
+        else:
+            led.committed_usd += float(part.get("committed_usd") or 0.0)
+        for key, n in (part.get("blocked") or {}).items():
+            led.blocked[key] = led.blocked.get(key, 0) + int(n)
+    return led.to_json()
+
+
 def params_rules(contract: specs.Contract) -> dict[str, dict]:
     """The request-field mapping of a provider: specs.DEFAULT_PARAMS updated with provider.yaml
     ``mock.params`` (``{"seconds": {"pointer": "/duration", "default": 4}, "size": {...}, ...}``)."""

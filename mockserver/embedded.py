@@ -110,15 +110,17 @@ class MockAdminError(MockError):
     """The admin API refused a helper's request (``advance``, ``seed_video``, ``fault``, ``advance_job`` ...).
 
     Attributes:
-        status: the HTTP status of the answer (400 bad value, 404 unknown provider/job, 409 conflict).
+        status: the HTTP status of the answer (400 bad value, 404 unknown provider/job, 409 conflict);
+            ``code`` is the same number (the name ``urllib.error.HTTPError`` used, raised here before).
         message: the server's message (the admin envelope's ``error.message``).
         method, path: the admin request (``POST``, ``videos``).
 
-    ``str(err)`` is one line: ``POST /__mock/videos: 409 id 'x' is already used``.
+    ``str(err)`` is one line: ``POST /__mock/videos: 409 id 'x' already exists for provider 'openai'``.
     """
 
     def __init__(self, method: str, path: str, status: int, message: str):
         self.method, self.path, self.status, self.message = method, path, status, message
+        self.code = status
         super().__init__(f"{method} /__mock/{path}: {status} {message}")
 
 

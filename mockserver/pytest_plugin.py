@@ -29,7 +29,7 @@ Fixtures for users' own tests:
             assert video.status == "completed" and sora_virtual_time.advanced > 0
 
 Helper errors are :class:`~mockserver.embedded.MockAdminError` (the admin API's status and message, e.g.
-``POST /__mock/videos: 409 id 'x' is already used``) and :class:`~mockserver.embedded.MockError` (a provider
+``POST /__mock/videos: 409 id 'x' already exists for provider 'openai'``) and :class:`~mockserver.embedded.MockError` (a provider
 the mock does not serve, virtual time on a system clock), both importable from this module.
 
 ``sora_mock_config``

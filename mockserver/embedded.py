@@ -166,18 +166,18 @@ class EmbeddedMock:
                 error.append(exc)
                 ready.set()
                 return
+            SERVER_THREADS.add(threading.get_ident())  # its sleeps keep real time under virtual_time()
             ready.set()
-            SERVER_THREADS.add(threading.get_ident())
             try:
                 loop.run_forever()
+                loop.run_until_complete(self.server.stop())
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]  # e.g. a request held by a hang fault
+                for task in pending:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.close()
             finally:
                 SERVER_THREADS.discard(threading.get_ident())
-            loop.run_until_complete(self.server.stop())
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]  # e.g. a request held by a hang fault
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
 
         self._thread = threading.Thread(target=run, name="mockserver", daemon=True)
         self._thread.start()

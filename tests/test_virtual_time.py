@@ -140,3 +140,20 @@ def test_sora_virtual_time_fixture_via_entry_point(pytester):
     pytester.makepyfile(test_user=USER_TEST)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
     result.assert_outcomes(passed=1)
+
+
+def test_async_openai_create_and_poll_finishes_in_virtual_time(slow_mock, record_property):
+    """AsyncOpenAI sleeps with anyio.sleep (bound to asyncio.sleep at anyio's import): patched too."""
+    async def main():
+        async with openai.AsyncOpenAI(base_url=slow_mock.base_url("openai"), api_key="sk-test",
+                                      max_retries=0) as client:
+            return await client.videos.create_and_poll(prompt="a cat", poll_interval_ms=1000)
+
+    t0 = time.perf_counter()
+    with slow_mock.virtual_time() as vt:
+        video = asyncio.run(main())
+    wall = time.perf_counter() - t0
+    record_property("wall_seconds", round(wall, 3))
+    print(f"AsyncOpenAI create_and_poll: {wall:.3f} s wall, {vt.advanced:.1f} virtual s")
+    assert video.status == "completed" and vt.advanced >= 35.0
+    assert wall < WALL_BOUND

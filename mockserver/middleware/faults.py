@@ -208,7 +208,7 @@ def check_target(rule: FaultRule, contracts: dict[str, Contract]) -> None:
     """
     if rule.provider and rule.provider not in contracts:
         raise FaultError(f"fault provider {rule.provider!r} is not served (served: {', '.join(contracts)})")
-    if rule.operation is None:
+    if not rule.operation:  # None or "": any operation
         return
     scope = [contracts[rule.provider]] if rule.provider else list(contracts.values())
     op_ids = sorted({op.operation_id for c in scope for op in c.operations()})

@@ -21,7 +21,9 @@ from mockserver.embedded import EmbeddedMock, MockError
 from mockserver.sdk_recipes import point_fal_client_at
 from mockserver.virtual_time import SERVER_THREADS
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+# openai 3.x warns that the Sora API shuts down in 2026 on every videos call (tests/test_pytest_plugin.py too)
+pytestmark = pytest.mark.filterwarnings("ignore:The Sora API is scheduled:DeprecationWarning")
+
 
 SLOW = {"queued_seconds": 5.0, "in_progress_seconds": 30.0}  # 35 virtual seconds per job
 WALL_BOUND = 5.0
@@ -39,27 +41,27 @@ def slow_mock():
 
 
 def test_openai_create_and_poll_finishes_in_virtual_time(slow_mock, record_property):
-    client = openai.OpenAI(base_url=slow_mock.base_url("openai"), api_key="sk-test", max_retries=0)
-    t0 = time.perf_counter()
-    with slow_mock.virtual_time() as vt:
-        video = client.videos.create_and_poll(prompt="a cat", poll_interval_ms=1000)
-    wall = time.perf_counter() - t0
+    with openai.OpenAI(base_url=slow_mock.base_url("openai"), api_key="sk-test", max_retries=0) as client:
+        t0 = time.perf_counter()
+        with slow_mock.virtual_time() as vt:
+            video = client.videos.create_and_poll(prompt="a cat", poll_interval_ms=1000)
+        wall = time.perf_counter() - t0
+        assert client.videos.retrieve(video.id).status == "completed"
     record_property("wall_seconds", round(wall, 3))
     print(f"openai create_and_poll: {wall:.3f} s wall, {vt.advanced:.1f} virtual s in {vt.calls} sleeps")
     assert video.status == "completed" and video.progress == 100
     assert vt.advanced >= 35.0 and vt.calls >= 35  # the real sleeps would have taken >= 35 s
     assert wall < WALL_BOUND
     assert slow_mock.admin("GET", "clock")["now"] == pytest.approx(vt.advanced)
-    assert client.videos.retrieve(video.id).status == "completed"
 
 
 def test_openai_retry_after_30_is_slept_virtually(slow_mock, record_property):
-    client = openai.OpenAI(base_url=slow_mock.base_url("openai"), api_key="sk-test", max_retries=2)
     slow_mock.add_fault(kind="rate_limit", provider="openai", operation="list", times=1, retry_after=30)
-    t0 = time.perf_counter()
-    with slow_mock.virtual_time() as vt:
-        page = client.videos.with_raw_response.list()
-    wall = time.perf_counter() - t0
+    with openai.OpenAI(base_url=slow_mock.base_url("openai"), api_key="sk-test", max_retries=2) as client:
+        t0 = time.perf_counter()
+        with slow_mock.virtual_time() as vt:
+            page = client.videos.with_raw_response.list()
+        wall = time.perf_counter() - t0
     record_property("wall_seconds", round(wall, 3))
     print(f"openai 429 Retry-After 30: {wall:.3f} s wall, {vt.advanced:.1f} virtual s")
     assert page.status_code == 200 and page.retries_taken == 1
@@ -69,22 +71,24 @@ def test_openai_retry_after_30_is_slept_virtually(slow_mock, record_property):
     assert statuses == [429, 200]
 
 
-def test_fal_client_subscribe_finishes_in_virtual_time(slow_mock, monkeypatch, record_property):
-    monkeypatch.setenv("FAL_KEY", "mock-key")
+def test_fal_client_subscribe_finishes_in_virtual_time(slow_mock, record_property):
     restore = point_fal_client_at(slow_mock.base_url("fal", "queue"), slow_mock.base_url("fal", "run"))
+    client = fal_client.SyncClient(key="mock-key")
     updates: list[str] = []
     try:
         t0 = time.perf_counter()
         with slow_mock.virtual_time() as vt:
-            result = fal_client.subscribe("fal-ai/sora-2/text-to-video", arguments={"prompt": "a cat"},
-                                          interval=0.5, on_queue_update=lambda s: updates.append(type(s).__name__))
+            result = client.subscribe("fal-ai/sora-2/text-to-video", arguments={"prompt": "a cat"},
+                                      interval=0.5, on_queue_update=lambda s: updates.append(type(s).__name__))
         wall = time.perf_counter() - t0
     finally:
         restore()
+        client._client.close()
     record_property("wall_seconds", round(wall, 3))
     print(f"fal_client.subscribe: {wall:.3f} s wall, {vt.advanced:.1f} virtual s in {vt.calls} sleeps")
     assert result["video"]["content_type"] == "video/mp4"
-    assert httpx.get(result["video"]["url"]).content[4:8] == b"ftyp"
+    with httpx.Client() as http:
+        assert http.get(result["video"]["url"]).content[4:8] == b"ftyp"
     assert updates[0] == "Queued" and "InProgress" in updates and updates[-1] == "Completed"
     assert vt.advanced >= 35.0
     assert wall < WALL_BOUND
@@ -97,8 +101,8 @@ def test_async_sleeps_advance_but_the_mock_thread_keeps_real_time(slow_mock):
         return slow_mock.admin("GET", "clock")["now"]
 
     slow_mock.add_fault(kind="latency", provider="openai", ms=300, times=1)
-    client = openai.OpenAI(base_url=slow_mock.base_url("openai"), api_key="sk-test", max_retries=0)
-    with slow_mock.virtual_time() as vt:
+    with slow_mock.virtual_time() as vt, openai.OpenAI(base_url=slow_mock.base_url("openai"), api_key="sk-test",
+                                                       max_retries=0) as client:
         assert asyncio.run(main()) == 100.0
         t0 = time.perf_counter()
         client.videos.list()
@@ -128,9 +132,9 @@ import openai
 
 
 def test_virtual_poll(sora_mock, sora_virtual_time):
-    client = openai.OpenAI(base_url=sora_mock.base_url("openai"), api_key="sk-user", max_retries=0)
-    t0 = time.perf_counter()
-    video = client.videos.create_and_poll(prompt="a cat", poll_interval_ms=1000)
+    with openai.OpenAI(base_url=sora_mock.base_url("openai"), api_key="sk-user", max_retries=0) as client:
+        t0 = time.perf_counter()
+        video = client.videos.create_and_poll(prompt="a cat", poll_interval_ms=1000)
     assert video.status == "completed"
     assert sora_virtual_time.advanced >= 2 and time.perf_counter() - t0 < 5
 '''

@@ -26,9 +26,7 @@ from .pipeline import operation_endpoint
 from .rendering import Ctx, family_for
 from .routing import add_provider_routes
 from .state import HostMount, MockState
-from .validation import Authenticator, HostValidator
-
-MAX_BODY_BYTES = 64 * 1024 * 1024
+from .validation import MAX_BODY_BYTES, Authenticator, HostValidator
 
 
 def _mounts(state: MockState) -> None:

@@ -96,8 +96,6 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         pid, t = _timing(text)
         timings.setdefault(pid, {}).update(t)
     cfg.timings = timings
-    faults = list(profile.get("faults") or []) + list(args.fault)
-    cfg.faults = faults
     rate = args.rate_limit or profile.get("rate_limit")
     if rate:
         cfg.rate_limit = parse_rate(str(rate))
@@ -105,7 +103,26 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
     cfg.tls_dir = args.tls_dir
     cfg.replay = args.replay
     cfg.validate()
+    labelled = [(f"profile {args.profile}: faults.{i}", spec) for i, spec in enumerate(profile.get("faults") or [])]
+    labelled += [(f"--fault {text!r}", text) for text in args.fault]
+    _check_faults(cfg, labelled)
+    cfg.faults = [spec for _, spec in labelled]
     return cfg
+
+
+def _check_faults(cfg: MockConfig, labelled: list[tuple[str, object]]) -> None:
+    """Parse each fault spec and check its targets against the contracts of the served providers.
+
+    Raises ConfigError naming where the spec came from (``--fault 'x'`` or ``profile p.yaml: faults.0``).
+    """
+    from .middleware.faults import FaultError, check_target, parse_fault
+
+    contracts = {pid: specs.load(pid) for pid in cfg.providers}
+    for label, spec in labelled:
+        try:
+            check_target(parse_fault(spec), contracts)  # type: ignore[arg-type]
+        except FaultError as exc:
+            raise ConfigError(f"{label}: {exc}") from None
 
 
 def _providers(as_json: bool) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,11 @@ class MockConfig:
     def validate(self) -> None:
         """Check values; raises :class:`ConfigError` with one clear line."""
         known = specs.provider_ids()
+        if not isinstance(self.providers, list | tuple) or not all(isinstance(p, str) for p in self.providers):
+            raise ConfigError(f"providers must be a list of provider ids (known: {', '.join(known)}), "
+                              f"not {self.providers!r}")
+        if not self.providers:
+            raise ConfigError(f"providers must name at least one provider (known: {', '.join(known)})")
         for pid in self.providers:
             if pid not in known:
                 raise ConfigError(f"unknown provider {pid!r} (known: {', '.join(known)})")
@@ -77,19 +84,32 @@ class MockConfig:
             raise ConfigError("--provider serves exactly one provider at the root")
         if self.clock not in ("system", "manual"):
             raise ConfigError(f"--clock must be 'system' or 'manual', not {self.clock!r}")
-        if not self.speed > 0:
-            raise ConfigError("--speed must be a positive number")
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--port {self.port} is out of range 0..65535")
+        if not _is_number(self.speed) or not self.speed > 0 or not math.isfinite(self.speed):
+            raise ConfigError(f"--speed must be a positive number, not {self.speed!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ConfigError(f"--seed must be an integer, not {self.seed!r}")
+        if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port {self.port!r} is out of range 0..65535")
+        if not isinstance(self.timings, dict):
+            raise ConfigError(f"timings must be a mapping of provider id to timing, not {self.timings!r}")
+        if not isinstance(self.faults, list | tuple):
+            raise ConfigError(f"faults must be a list of fault rules, not {self.faults!r}")
         for pid, t in self.timings.items():
             if pid not in known:
                 raise ConfigError(f"timings for unknown provider {pid!r}")
+            if not isinstance(t, dict):
+                raise ConfigError(f"timings.{pid} must be a mapping like {{queued_seconds: 1, in_progress_seconds: 5}}, "
+                                  f"not {t!r}")
             for k, v in t.items():
                 if k not in ("queued_seconds", "in_progress_seconds", "asset_ttl_seconds"):
                     raise ConfigError(f"unknown timing {k!r} for {pid} (queued_seconds, in_progress_seconds, "
                                       "asset_ttl_seconds)")
-                if not isinstance(v, int | float) or v < 0:
+                if not _is_number(v) or v < 0 or not math.isfinite(v):
                     raise ConfigError(f"timing {pid}.{k} must be a number >= 0")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def parse_rate(text: str) -> tuple[float, float]:
@@ -105,24 +125,55 @@ def parse_rate(text: str) -> tuple[float, float]:
         raise ConfigError(f"--rate-limit must look like 10/s, 600/m or 1000/h, not {text!r}") from None
 
 
-def load_profile(path: str | Path) -> dict[str, Any]:
-    """Read a YAML profile file (keys: timings, faults, speed, seed, clock, api_key, rate_limit, ...).
+PROFILE_SCHEMA_PATH = Path(specs.__file__).resolve().parent / "mockprofile.schema.yaml"
 
-    Raises ConfigError (one line) when unreadable or not a mapping.
+
+@functools.lru_cache(maxsize=1)
+def profile_schema() -> dict[str, Any]:
+    """The JSON Schema of profile files (``specs/mockprofile.schema.yaml``), parsed."""
+    return yaml.safe_load(PROFILE_SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def load_profile(path: str | Path) -> dict[str, Any]:
+    """Read a profile file: UTF-8 YAML (JSON is a subset), a mapping of the settings that
+    ``specs/mockprofile.schema.yaml`` describes (providers, clock, speed, seed, api_key, rate_limit, timings,
+    faults, openai_webhook_url, openai_webhook_secret, webhook_max_attempts, webhook_backoff).
+
+    Returns the mapping (``{}`` for an empty file).
+
+    Raises:
+        ConfigError: unreadable, not UTF-8, not YAML, not a mapping, or a value the schema rejects; one line
+            naming the file and the setting (``profile p.yaml: timings.fal: 5 is not of type 'object'``).
     """
+    import jsonschema
+
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read profile {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"profile {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"profile {path} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"profile {path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"profile {path} must be a mapping of settings")
-    allowed = {"timings", "faults", "speed", "seed", "clock", "api_key", "rate_limit", "providers",
-               "openai_webhook_url", "openai_webhook_secret", "webhook_max_attempts", "webhook_backoff"}
-    unknown = set(data) - allowed
-    if unknown:
-        raise ConfigError(f"profile {path}: unknown setting(s) {', '.join(sorted(unknown))}")
+        raise ConfigError(f"profile {path} must be a mapping of settings (specs/mockprofile.schema.yaml), "
+                          f"not a {type(data).__name__}")
+    validator = jsonschema.Draft202012Validator(profile_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        loc = ".".join(str(p) for p in error.absolute_path)
+        message = error.message
+        if error.validator == "additionalProperties" and not error.absolute_path:
+            unknown = sorted(str(k) for k in data if k not in profile_schema()["properties"])
+            message = f"unknown setting(s) {', '.join(unknown)} (settings: {', '.join(profile_schema()['properties'])})"
+        if len(message) > 240:
+            message = message[:237] + "..."
+        raise ConfigError(f"profile {path}: {loc + ': ' if loc else ''}{message}")
     return data

@@ -18,6 +18,7 @@ import asyncio
 import json
 import tempfile
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from .app import build_app
 from .config import MockConfig
 from .http import STATE_KEY
 from .state import MockState
+from .virtual_time import SERVER_THREADS, VirtualTime, VirtualTimeError
 
 TLS_NAMES = ["127.0.0.1", "localhost", "api.localhost", "*.localhost"]
 
@@ -99,6 +101,29 @@ async def start(config: MockConfig | None = None) -> RunningServer:
     return RunningServer(app, runner, url, state.ca_path)
 
 
+class MockError(Exception):
+    """A helper of :class:`EmbeddedMock` (or the pytest plugin's ``sora_mock``) was used wrongly: a provider or
+    host this mock does not serve, virtual time on a clock that is not manual, ... ``str(err)`` is one line."""
+
+
+class MockAdminError(MockError):
+    """The admin API refused a helper's request (``advance``, ``seed_video``, ``fault``, ``advance_job`` ...).
+
+    Attributes:
+        status: the HTTP status of the answer (400 bad value, 404 unknown provider/job, 409 conflict);
+            ``code`` is the same number (the name ``urllib.error.HTTPError`` used, raised here before).
+        message: the server's message (the admin envelope's ``error.message``).
+        method, path: the admin request (``POST``, ``videos``).
+
+    ``str(err)`` is one line: ``POST /__mock/videos: 409 id 'x' already exists for provider 'openai'``.
+    """
+
+    def __init__(self, method: str, path: str, status: int, message: str):
+        self.method, self.path, self.status, self.message = method, path, status, message
+        self.code = status
+        super().__init__(f"{method} /__mock/{path}: {status} {message}")
+
+
 class EmbeddedMock:
     """The mock on a background thread with its own event loop (for synchronous code and SDKs).
 
@@ -141,14 +166,18 @@ class EmbeddedMock:
                 error.append(exc)
                 ready.set()
                 return
+            SERVER_THREADS.add(threading.get_ident())  # its sleeps keep real time under virtual_time()
             ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.server.stop())
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]  # e.g. a request held by a hang fault
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
+            try:
+                loop.run_forever()
+                loop.run_until_complete(self.server.stop())
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]  # e.g. a request held by a hang fault
+                for task in pending:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.close()
+            finally:
+                SERVER_THREADS.discard(threading.get_ident())
 
         self._thread = threading.Thread(target=run, name="mockserver", daemon=True)
         self._thread.start()
@@ -185,22 +214,86 @@ class EmbeddedMock:
         return self.server.state
 
     def base_url(self, provider: str, host: str | None = None) -> str:
+        """Absolute base URL of a provider host on this mock (``http://127.0.0.1:PORT/openai/v1``).
+
+        Args:
+            provider: provider id (``"openai"``, ``"fal"``, ...); host: a host id of its provider.yaml
+                (``"queue"``, ``"run"``), None for its first host.
+
+        Raises:
+            MockError: the mock is not started, or does not serve that provider or host (one line naming
+                what it serves).
+        """
+        if self.server is None:
+            raise MockError("the mock is not started (call start() or use it as a context manager)")
+        mounts = self.state.mounts
+        hosts = [m.host_id for m in mounts if m.provider == provider]
+        if not hosts:
+            served = ", ".join(dict.fromkeys(m.provider for m in mounts))
+            raise MockError(f"provider {provider!r} is not served by this mock (served: {served}); "
+                            "add it to MockConfig.providers")
+        if host is not None and host not in hosts:
+            raise MockError(f"provider {provider!r} has no host {host!r} (hosts: {', '.join(hosts)})")
         return self.server.base_url(provider, host)
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
-        """Call the admin API (``/__mock/...``) and return the decoded JSON. Raises urllib errors."""
+        """Call the admin API (``/__mock/...``) and return the decoded JSON.
+
+        Args:
+            method: HTTP method; path: the path under ``/__mock/`` (``"clock/advance"``); body: a JSON value.
+
+        Raises:
+            MockAdminError: the admin API answered an error (its status and message).
+            MockError: the mock cannot be reached (not started, stopped).
+        """
         import ssl
 
+        if self.server is None:
+            raise MockError("the mock is not started (call start() or use it as a context manager)")
+        path = path.lstrip("/")
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"{self.url}/__mock/{path.lstrip('/')}", data=data, method=method,
+        req = urllib.request.Request(f"{self.url}/__mock/{path}", data=data, method=method,
                                      headers={"Content-Type": "application/json"})
         ctx = ssl.create_default_context(cafile=self.ca_path) if self.ca_path else None
-        with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
-            return json.loads(resp.read() or b"null")
+        try:
+            with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                message = json.loads(raw)["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = raw.decode("utf-8", "replace").strip()[:300] or exc.reason
+            raise MockAdminError(method, path, exc.code, str(message)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise MockError(f"{method} /__mock/{path}: cannot reach the mock at {self.url}: {reason}") from None
 
     def advance(self, seconds: float) -> Any:
-        """Advance the manual clock by ``seconds`` (virtual)."""
+        """Advance the manual clock by ``seconds`` (virtual, a finite number in 0..1e9); returns the clock view.
+
+        Raises:
+            MockAdminError: 400 for a bad amount, 409 when the clock is not manual.
+        """
         return self.admin("POST", "clock/advance", {"seconds": seconds})
+
+    def virtual_time(self) -> VirtualTime:
+        """A context manager under which this process's sleeps advance this mock's manual clock instead of
+        waiting (``time.sleep``, ``asyncio.sleep``, ``anyio.sleep``; see :mod:`mockserver.virtual_time`)::
+
+            with mock.virtual_time() as vt:
+                video = client.videos.create_and_poll(prompt="a cat")   # polls, sleeping virtually
+            assert vt.advanced > 0                                          # virtual seconds slept
+
+        Raises:
+            MockError: the mock is not started or its clock is not manual, or virtual time is already active.
+        """
+        if self.server is None:
+            raise MockError("the mock is not started (call start() or use it as a context manager)")
+        if self.config.clock != "manual":
+            raise MockError(f"virtual time needs a manual clock (this mock's clock is {self.config.clock!r}; "
+                            "start it with clock='manual')")
+        return _MockVirtualTime(self.advance)
 
     def advance_job(self, provider: str, job_id: str, to: str = "end") -> dict:
         """Move one job (not the clock) so that phase ``to`` begins now; returns the admin job view.
@@ -212,17 +305,41 @@ class EmbeddedMock:
                 carries an injected failure). A job already at or past ``to`` is left unchanged.
 
         Pairs with the ``X-Mock-Timing: queued=hold, in_progress=hold`` request header
-        (:mod:`mockserver.timing`). Raises ``urllib.error.HTTPError`` 404 for an unknown provider or job,
-        400 for a bad ``to``.
+        (:mod:`mockserver.timing`). Raises :class:`MockAdminError` 404 for an unknown provider or job, 400
+        for a bad ``to``.
         """
         from urllib.parse import quote
 
         return self.admin("POST", f"jobs/{quote(provider, safe='')}/{quote(job_id, safe='')}/advance", {"to": to})
 
     def add_fault(self, **spec: Any) -> Any:
-        """Install a fault (see :mod:`mockserver.middleware.faults`), e.g. ``add_fault(kind="rate_limit", times=1)``."""
+        """Install a fault (see :mod:`mockserver.middleware.faults`), e.g. ``add_fault(kind="rate_limit", times=1)``.
+
+        Raises:
+            MockAdminError: 400 for a bad kind, option or target (an ``operation`` the provider's contract
+                does not have), 404 for a provider this mock does not serve.
+        """
         return self.admin("POST", "faults", spec)["faults"][0]
 
     def seed_video(self, provider: str, **fields: Any) -> dict:
-        """Create a completed source video for ``provider``; returns the admin job view (``id`` etc.)."""
+        """Create a completed source video for ``provider``; returns the admin job view (``id`` etc.).
+
+        Args:
+            provider: provider id; fields: ``seconds`` (int), ``size`` (``"1280x720"``), ``prompt``, ``model``,
+                ``id``; ``seconds`` and ``size`` must be values the provider's contract allows.
+
+        Raises:
+            MockAdminError: 400 for a value the contract does not allow, 404 for a provider not served, 409 for
+                an id already used.
+        """
         return self.admin("POST", "videos", {"provider": provider, **fields})
+
+
+class _MockVirtualTime(VirtualTime):
+    """:class:`VirtualTime` whose entry errors are :class:`MockError` (the helpers' one exception family)."""
+
+    def __enter__(self) -> VirtualTime:
+        try:
+            return super().__enter__()
+        except VirtualTimeError as exc:
+            raise MockError(str(exc)) from None

@@ -5,7 +5,9 @@
     ->  the family adapter's ``op_<role>`` (lifecycle engine + templates)
 
 Any request the contract rejects is answered in the provider's envelope (``unauthorized``, ``validation``),
-never a 500. The middleware layers (journal, replay, request ids, faults) wrap this endpoint; see
+never a 500. A body over the size limits of :mod:`mockserver.validation.bodies` (``MAX_BODY_BYTES`` for any
+body, ``MAX_TEXT_BYTES`` for one that is not multipart and for each multipart text field) is 413 in the
+provider's ``validation`` envelope. The middleware layers (journal, replay, request ids, faults) wrap this endpoint; see
 :func:`mockserver.app.build_app`.
 """
 
@@ -23,7 +25,7 @@ from .middleware import Handler, Route
 from .rendering import Ctx
 from .routing import PATH_KEY, rel_path
 from .timing import TIMING_HEADER, TimingHeaderError
-from .validation import parse_body, text_fields
+from .validation import MAX_BODY_BYTES, BodyTooLarge, check_size, parse_body, text_fields
 
 
 def operation_endpoint(state: Any, mount: Any, op: Operation, route: Route) -> Handler:
@@ -39,7 +41,6 @@ def operation_endpoint(state: Any, mount: Any, op: Operation, route: Route) -> H
     params = [deref(contract.openapi, p) for p in op.definition.get("parameters") or []]
     needs_validation = has_body or any(isinstance(p, dict) and p.get("in") in ("query", "header") for p in params)
     text = text_fields(contract, op) if has_body else frozenset()
-    too_large_status = 413 if "413" in (op.definition.get("responses") or {}) else None
     check_auth, validator, prefix = mount.authenticator.check, mount.validator, mount.prefix
     role_handler = mount.family.handler_for(op.role)
 
@@ -52,8 +53,12 @@ def operation_endpoint(state: Any, mount: Any, op: Operation, route: Route) -> H
         if has_body or (request.method != "GET" and request.can_read_body):
             try:
                 raw = await request.read()
+                check_size(raw, request.content_type)
             except web.HTTPRequestEntityTooLarge:
-                return error_response(contract, "validation", "request body is too large", status=too_large_status)
+                return error_response(contract, "validation", f"request body is too large (limit {MAX_BODY_BYTES} "
+                                      "bytes)", status=413)
+            except BodyTooLarge as exc:
+                return error_response(contract, "validation", str(exc), status=413)
         if needs_validation:
             # The raw path: an id holding "%2F" stays one path segment for the validator, as for the router.
             rel = routed[0] if routed else rel_path(request.rel_url.raw_path, prefix)
@@ -66,6 +71,8 @@ def operation_endpoint(state: Any, mount: Any, op: Operation, route: Route) -> H
         if raw:
             try:
                 body = parse_body(raw, request.content_type, request.headers.get("Content-Type", ""), text)
+            except BodyTooLarge as exc:
+                return error_response(contract, "validation", str(exc), status=413)
             except ValueError as exc:
                 return error_response(contract, "validation", str(exc))
         ctx = Ctx(state, mount, op, route, request, routed[1] if routed else request.match_info, body, key)

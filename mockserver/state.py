@@ -80,7 +80,7 @@ class MockState:
         try:
             self.faults = FaultBook(self, config.faults)
         except ValueError as exc:
-            raise ConfigError(f"--fault: {exc}") from None
+            raise ConfigError(f"faults: {exc}") from None
         self.webhooks = WebhookDispatcher(self)
         self.request_ids = RequestIds()
         #: header names redacted in the journal: the usual credentials plus every served provider's auth header

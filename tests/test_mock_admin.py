@@ -351,7 +351,7 @@ def test_webhooks_list_shows_deliveries_and_attempts(admin, provider, receiver):
 
 
 def test_files_serve_assets_with_ranges_and_expiry(admin, provider):
-    job = admin.post("/__mock/videos", json={"provider": "openai", "seconds": 2, "size": "640x360"}).json()
+    job = admin.post("/__mock/videos", json={"provider": "openai", "seconds": 4, "size": "1280x720"}).json()
     base = f"/__mock/files/openai/{job['id']}"
     whole = admin.get(f"{base}/{job['id']}.mp4")
     assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"

@@ -175,14 +175,14 @@ def test_min_poll_interval_is_per_api_key():
 
 # -- remix ------------------------------------------------------------------------------------------------
 def test_remix_of_a_seeded_source_inherits_length_and_size(client, mock):
-    source = mock.seed_video("aigateway", seconds=8, size="1792x1024")
+    source = mock.seed_video("aigateway", seconds=8, size="720x1280")
     assert source["id"].startswith("job_")
     job = submitted(client, model=REMIX, video_id=source["id"], prompt="make it autumn")
     assert job["model"] == REMIX and job["status"] == "queued" and job["id"] != source["id"]
     mock.advance(QUEUED + IN_PROGRESS)
     done = client.get(f"/v1/jobs/{job['id']}").json()
     assert done["status"] == "completed"
-    assert done["result"]["duration"] == 8 and done["result"]["resolution"] == "1792x1024"
+    assert done["result"]["duration"] == 8 and done["result"]["resolution"] == "720x1280"
     assert mock.admin("GET", f"jobs/aigateway/{job['id']}")["source_id"] == source["id"]
 
 

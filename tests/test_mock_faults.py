@@ -177,7 +177,7 @@ def test_fault_specs_are_validated():
         with pytest.raises(FaultError):
             parse_fault(bad)
     assert parse_fault("rate_limit:provider=fal,times=3,retry_after=2").times == 3
-    with pytest.raises(ConfigError, match="--fault"):
+    with pytest.raises(ConfigError, match="^faults: unknown fault kind 'meltdown'"):
         EmbeddedMock(MockConfig(port=0, faults=["meltdown"])).start()
 
 

@@ -24,6 +24,7 @@ import pytest
 import schemathesis
 from mock_contract_support import KEY, auth_header, family_problems
 from schemathesis.specs.openapi.checks import negative_data_rejection as _builtin_negative_data_rejection
+from schemathesis.specs.openapi.checks import positive_data_acceptance as _builtin_positive_data_acceptance
 
 import specs
 from mockserver.embedded import EmbeddedMock
@@ -72,7 +73,8 @@ for _pid, _contract in CONTRACTS.items():
         TARGETS[_doc["servers"][0]["url"]] = (_pid, _host["id"])
         SCHEMAS[f"{_pid}-{_host['id']}"] = schemathesis.openapi.from_dict(oas_query_defaults(_doc), config=CONFIG)
 _ADMIN = oas_query_defaults(copy.deepcopy(specs.load_admin()))
-TARGETS[_ADMIN["servers"][0]["url"]] = None
+ADMIN_SERVER = _ADMIN["servers"][0]["url"]
+TARGETS[ADMIN_SERVER] = None
 SCHEMAS["mockadmin"] = schemathesis.openapi.from_dict(_ADMIN, config=CONFIG)
 
 
@@ -98,6 +100,26 @@ def negative_data_rejection(ctx, response, case):
     return _builtin_negative_data_rejection(ctx, response, case)
 
 
+#: The admin API's documented 400s for schema-valid bodies (specs/mockadmin/openapi.yaml, addFaults and
+#: seedVideo): a fault target, or a seeded length or size, that the *served* provider's contract does not have.
+#: The admin contract cannot enumerate these (they depend on which providers the server serves).
+ADMIN_CONTRACT_400 = {("addFaults", "fault operation "), ("seedVideo", " contract (allowed: ")}
+
+
+def positive_data_acceptance(ctx, response, case):
+    """schemathesis' ``positive_data_acceptance``, minus the admin API's documented 400s of
+    :data:`ADMIN_CONTRACT_400` (checked by message, so any other 400 of a schema-valid request still fails)."""
+    if response.status_code == 400 and case.operation.schema.raw_schema["servers"][0]["url"] == ADMIN_SERVER:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = ""
+        op_id = case.operation.definition.raw.get("operationId")
+        if any(op_id == op and needle in message for op, needle in ADMIN_CONTRACT_400):
+            return None
+    return _builtin_positive_data_acceptance(ctx, response, case)
+
+
 PROBLEMS = family_problems()  # providers whose family adapter is missing: their cases fail, never skip
 
 
@@ -119,7 +141,8 @@ def admin_mock():
 @schemathesis.pytest.parametrize(**SCHEMAS)
 def test_fuzz(case, provider_mock, admin_mock):
     target = TARGETS[case.operation.schema.raw_schema["servers"][0]["url"]]
-    checks = {"excluded_checks": [_builtin_negative_data_rejection], "additional_checks": [negative_data_rejection]}
+    checks = {"excluded_checks": [_builtin_negative_data_rejection, _builtin_positive_data_acceptance],
+              "additional_checks": [negative_data_rejection, positive_data_acceptance]}
     if target is None:
         case.call_and_validate(base_url=admin_mock.url, **checks)
         return

@@ -461,11 +461,11 @@ def test_embedded_and_pytest_plugin_helpers(sora_mock):
     done = sora_mock.advance_job("openai", video.id)
     assert done["status"] == "completed"
     assert client.videos.retrieve(video.id).completed_at == done["finished_at"]
-    import urllib.error
+    from mockserver.embedded import MockAdminError
 
-    with pytest.raises(urllib.error.HTTPError) as err:
+    with pytest.raises(MockAdminError) as err:
         sora_mock.advance_job("openai", "video_nope")
-    assert err.value.code == 404
+    assert err.value.status == 404 and "video_nope" in str(err.value) and "\n" not in str(err.value)
 
 
 # -- property: reads and advances in any order --------------------------------------------------------

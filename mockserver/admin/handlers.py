@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from specs.pointers import deref
+
 from .. import __version__
 from .. import engine as eng
 from ..assets import VARIANTS, asset_bytes, bytes_response, file_name
@@ -87,7 +89,8 @@ async def health(state: Any, request: web.Request, body: Any) -> web.Response:
 
 
 async def list_jobs(state: Any, request: web.Request, body: Any) -> web.Response:
-    """``listJobs``: jobs newest first per provider (``provider``, ``status``, ``limit`` filters)."""
+    """``listJobs``: jobs newest first per provider (``provider``, ``status``, ``limit`` filters); ``total`` counts
+    the jobs matching ``provider`` and ``status`` (not cut by ``limit``)."""
     q = request.query
     provider, status = q.get("provider"), q.get("status")
     try:
@@ -96,17 +99,18 @@ async def list_jobs(state: Any, request: web.Request, body: Any) -> web.Response
         return admin_error(400, "limit must be an integer >= 0")
     if provider is not None and provider not in state.contracts:
         return admin_error(404, f"unknown provider {provider!r}")
-    out = []
+    out: list[dict[str, Any]] = []
+    total = 0  # jobs matching the filters (provider, status), whatever the limit
+    now = state.clock.now()
     for pid in ([provider] if provider else list(state.contracts)):
         jobs, _ = state.store.list(pid, order="desc", limit=10 ** 9)
         for job in jobs:
-            j = job_json(state, job)
-            if status and j["status"] != status:
+            if status and eng.state_at(job, now).status != status:
                 continue
-            out.append(j)
-            if len(out) >= limit:
-                break
-    return _json({"jobs": out[:limit], "total": len(state.store)})
+            total += 1
+            if len(out) < limit:
+                out.append(job_json(state, job))
+    return _json({"jobs": out, "total": total})
 
 
 async def get_job(state: Any, request: web.Request, body: Any) -> web.Response:
@@ -123,6 +127,71 @@ async def advance_job(state: Any, request: web.Request, body: Any) -> web.Respon
     if state.store.advance(job, body["to"], state.clock.now()):
         state.jobs_moved()
     return _json(job_json(state, job))
+
+
+def _enum_of(doc: dict, node: Any, depth: int = 0) -> set[str] | None:
+    """The values a schema admits, as strings, when it is an ``enum``/``const`` (or any/oneOf of them); else None."""
+    node = deref(doc, node)
+    if not isinstance(node, dict) or depth > 5:
+        return None
+    if "enum" in node:
+        return {str(v) for v in node["enum"] if v is not None}
+    if "const" in node:
+        return {str(node["const"])}
+    branches = node.get("anyOf") or node.get("oneOf")
+    if branches:
+        out: set[str] = set()
+        for b in branches:
+            sub = deref(doc, b)
+            if isinstance(sub, dict) and sub.get("type") == "null":
+                continue
+            vals = _enum_of(doc, sub, depth + 1)
+            if vals is None:
+                return None
+            out |= vals
+        return out
+    return None
+
+
+def _makes_generation(op: Any) -> bool:
+    kind = op.kind
+    if isinstance(kind, dict):
+        return "generate" in (kind.get("map") or {}).values() or kind.get("default") == "generate"
+    return kind == "generate"
+
+
+def seed_choices(contract: Any) -> dict[str, set[str] | None]:
+    """The ``seconds`` and ``size`` values the provider's contract allows for a generated video, as strings
+    (None: the contract does not enumerate them).
+
+    Read from provider.yaml ``mock.params`` (a ``map`` lists the sizes an ``aspect_ratio`` stands for) or else
+    from the ``enum`` of the request field (``/seconds``, ``/size`` or the entry's ``pointer``) in every
+    operation that creates a ``generate`` job.
+    """
+    doc = contract.openapi
+    params = (contract.provider.get("mock") or {}).get("params") or {}
+    ops = [op for op in contract.operations() if _makes_generation(op)]
+    out: dict[str, set[str] | None] = {}
+    for name in ("seconds", "size"):
+        entry = params.get(name) if isinstance(params.get(name), dict) else {}
+        if entry.get("map"):
+            out[name] = {str(v) for v in entry["map"].values()}
+            continue
+        field_name = str(entry.get("pointer", f"/{name}")).strip("/")
+        allowed: set[str] | None = set() if ops else None
+        for op in ops:
+            body = deref(doc, op.definition.get("requestBody") or {})
+            content = body.get("content") or {}
+            media = content.get("application/json") or content.get("multipart/form-data") or {}
+            schema = deref(doc, media.get("schema") or {})
+            prop = (schema.get("properties") or {}).get(field_name) if isinstance(schema, dict) else None
+            vals = _enum_of(doc, prop) if prop is not None else None
+            if vals is None:
+                allowed = None
+                break
+            allowed |= vals
+        out[name] = allowed or None
+    return out
 
 
 def seed_video_handler(defaults: dict[str, Any]):
@@ -142,6 +211,12 @@ def seed_video_handler(defaults: dict[str, Any]):
         pid = body["provider"]
         if pid not in state.contracts:
             return admin_error(404, f"provider {pid!r} is not served (served: {', '.join(state.contracts)})")
+        choices = seed_choices(state.contracts[pid])
+        for name, value in (("seconds", str(int(seconds))), ("size", size)):
+            allowed = choices[name]
+            if allowed is not None and value not in allowed:
+                listed = ", ".join(sorted(allowed, key=lambda v: (len(v), v)))
+                return admin_error(400, f"{name} {value} is not allowed by the {pid} contract (allowed: {listed})")
         ids = state.contracts[pid].provider["ids"]
         params = {"prompt": fields.get("prompt"), "seconds": int(seconds), "size": size, "model": fields.get("model")}
         try:
@@ -189,7 +264,7 @@ async def faults_add(state: Any, request: web.Request, body: Any) -> web.Respons
             if spec.get(key) is not None and not is_number(spec[key]):
                 return admin_error(400, f"fault option {key} must be a finite number")
     for spec in specs_in:
-        if spec.get("provider") and spec["provider"] not in state.contracts:
+        if isinstance(spec.get("provider"), str) and spec["provider"] and spec["provider"] not in state.contracts:
             return admin_error(404, f"provider {spec['provider']!r} is not served (served: {', '.join(state.contracts)})")
     added = []
     try:
@@ -272,4 +347,4 @@ def handlers(seed_defaults: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["handlers", "is_number", "job_json", "query_int"]
+__all__ = ["handlers", "is_number", "job_json", "query_int", "seed_choices"]

@@ -195,6 +195,30 @@ def parse_fault(spec: dict[str, Any] | str, rule_id: int = 0) -> FaultRule:
     return FaultRule(id=rule_id, kind=kind, **data)
 
 
+def check_target(rule: FaultRule, contracts: dict[str, Contract]) -> None:
+    """Check a rule's targets against the served contracts: ``provider`` must be served, ``operation`` must be
+    an operationId or an ``x-role`` of that provider's contract (of any served contract when the rule names
+    no provider).
+
+    Args:
+        rule: the parsed rule; contracts: the served contracts by provider id.
+
+    Raises:
+        FaultError: an unknown target (one line naming what is known).
+    """
+    if rule.provider and rule.provider not in contracts:
+        raise FaultError(f"fault provider {rule.provider!r} is not served (served: {', '.join(contracts)})")
+    if not rule.operation:  # None or "": any operation
+        return
+    scope = [contracts[rule.provider]] if rule.provider else list(contracts.values())
+    op_ids = sorted({op.operation_id for c in scope for op in c.operations()})
+    roles = sorted({op.role for c in scope for op in c.operations() if op.role})
+    if rule.operation not in op_ids and rule.operation not in roles:
+        where = rule.provider or "any served provider"
+        raise FaultError(f"fault operation {rule.operation!r} is not an operationId or x-role of {where} "
+                         f"(roles: {', '.join(roles)}; operationIds: {', '.join(op_ids)})")
+
+
 class FaultBook:
     """The installed faults of a server, plus the per-key token buckets of ``--rate-limit``."""
 
@@ -208,8 +232,15 @@ class FaultBook:
             self.add(spec)
 
     def add(self, spec: dict[str, Any] | str) -> FaultRule:
-        """Install a fault (raises :class:`FaultError`); returns the rule with its id."""
-        rule = parse_fault(spec, next(self._ids))
+        """Install a fault; returns the rule with its id.
+
+        Raises:
+            FaultError: an invalid spec, or a target (``provider``, ``operation``) the served contracts do
+                not have (:func:`check_target`).
+        """
+        rule = parse_fault(spec)
+        check_target(rule, self.state.contracts)
+        rule.id = next(self._ids)
         self.rules.append(rule)
         return rule
 
@@ -339,4 +370,4 @@ class Faults:
 
 
 __all__ = ["ACTIONS", "FAULT_HEADER", "FAULT_KINDS", "NUMERIC_OPTIONS", "REQUEST_KINDS", "FaultBook", "FaultError",
-           "FaultRule", "Faults", "parse_fault"]
+           "FaultRule", "Faults", "check_target", "parse_fault"]

@@ -11,8 +11,19 @@ A request that fails here is answered in the provider's own error envelope (``un
 """
 
 from .auth import RAW, Authenticator
-from .bodies import form_field_names, multipart_parts, parse_body, parse_json_body, text_fields
+from .bodies import (
+    MAX_BODY_BYTES,
+    MAX_TEXT_BYTES,
+    BodyTooLarge,
+    check_size,
+    form_field_names,
+    multipart_parts,
+    parse_body,
+    parse_json_body,
+    text_fields,
+)
 from .openapi import BodyValidator, DocumentValidator, HostValidator
 
-__all__ = ["RAW", "Authenticator", "BodyValidator", "DocumentValidator", "HostValidator", "form_field_names", "multipart_parts",
-           "parse_body", "parse_json_body", "text_fields"]
+__all__ = ["MAX_BODY_BYTES", "MAX_TEXT_BYTES", "RAW", "Authenticator", "BodyTooLarge", "BodyValidator",
+           "DocumentValidator", "HostValidator", "check_size", "form_field_names", "multipart_parts", "parse_body",
+           "parse_json_body", "text_fields"]

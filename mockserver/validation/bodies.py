@@ -14,6 +14,24 @@ from urllib.parse import parse_qsl
 from specs import Contract, Operation
 from specs.pointers import deref
 
+#: Largest request body the mock reads, in bytes (multipart uploads: reference images, videos); more is 413.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+#: Largest body that is not ``multipart/form-data`` (JSON, urlencoded) and largest text field (non-file part)
+#: of a multipart body, in bytes; more is 413 in the provider's envelope. A prompt is text: 1 MiB is far above
+#: any provider's documented prompt length, and keeps a runaway client from filling the job store.
+MAX_TEXT_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(ValueError):
+    """A request body or text field over :data:`MAX_BODY_BYTES` / :data:`MAX_TEXT_BYTES` (answered 413)."""
+
+
+def check_size(raw: bytes, media_type: str) -> None:
+    """Raise :class:`BodyTooLarge` when a body that is not multipart is over :data:`MAX_TEXT_BYTES` bytes."""
+    if media_type != "multipart/form-data" and len(raw) > MAX_TEXT_BYTES:
+        raise BodyTooLarge(f"request body is too large: {len(raw)} bytes (a {media_type or 'non-multipart'} body "
+                           f"may have at most {MAX_TEXT_BYTES} bytes)")
+
 
 class Part(NamedTuple):
     """One part of a multipart body: field ``name``, ``filename`` (None for a plain field), raw ``data``."""
@@ -101,6 +119,7 @@ def parse_body(raw: bytes, media_type: str, content_type: str,
         text: multipart fields that always stay text (:func:`text_fields`).
 
     Raises:
+        BodyTooLarge: a text field of a multipart body over :data:`MAX_TEXT_BYTES` bytes.
         ValueError: a malformed JSON or multipart body (one line).
     """
     if media_type.endswith("json"):
@@ -111,6 +130,9 @@ def parse_body(raw: bytes, media_type: str, content_type: str,
             if part.filename:
                 out[part.name] = part.data
                 continue
+            if len(part.data) > MAX_TEXT_BYTES:
+                raise BodyTooLarge(f"form field {part.name!r} is too large: {len(part.data)} bytes (limit "
+                                   f"{MAX_TEXT_BYTES} bytes for a text field)")
             value = part.data.decode("utf-8", "replace")
             if value[:1] in "{[" and part.name not in text:
                 try:
@@ -140,4 +162,4 @@ def _unflatten(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Part", "form_field_names", "multipart_parts", "parse_body", "parse_json_body", "text_fields"]
+__all__ = ["MAX_BODY_BYTES", "MAX_TEXT_BYTES", "BodyTooLarge", "Part", "check_size", "form_field_names", "multipart_parts", "parse_body", "parse_json_body", "text_fields"]

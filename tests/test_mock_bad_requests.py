@@ -265,3 +265,19 @@ def test_an_unknown_expectation_is_ignored_not_a_plain_417(client, pid, host, op
     assert r.status_code != 417 and 400 <= r.status_code < 500
     plain = client.send(op.method.upper(), _fill(op), json={})
     assert r.status_code == plain.status_code
+
+
+@pytest.mark.parametrize(("path", "fields"), [
+    ("/videos", [("prompt", (None, "a cat")), ("prompt", (None, "a dog"))]),
+    ("/videos/characters", [("name", (None, "a")), ("name", (None, "b")),
+                            ("video", ("v.mp4", b"\x00" * 64, "video/mp4"))]),
+])
+def test_a_repeated_string_form_field_is_a_validation_error(served, path, fields):
+    """A form sends an array as repeated fields: repeating a field the contract declares a string sends an
+    array where a string is due (seed 7 of the main job found the mock keeping the last value)."""
+    mock, _ = served
+    contract = CONTRACTS["openai"]
+    resp = httpx.post(mock.base_url("openai") + path, files=fields, headers=auth_header(contract), timeout=30)
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["param"] == fields[0][0] and "given once" in error["message"]

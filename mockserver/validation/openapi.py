@@ -266,8 +266,11 @@ class HostValidator(DocumentValidator):
     def _strict_errors(self, method: str, path: str, query, body: bytes | None,
                        content_type: str) -> list[tuple[str, str | None]]:
         """What openapi-core lets through although the contract forbids it: a query parameter that is not
-        an array given several times, and form fields (multipart, urlencoded) a closed schema
-        (``additionalProperties: false``) does not declare (openapi-core drops them before validating)."""
+        an array given several times, a form field (multipart, urlencoded) whose schema is not an array given
+        several times (openapi-core keeps one of the values; a form encodes an array as repeated fields, so
+        repeating a string field sends an array where the contract declares a string), and form fields a
+        closed schema (``additionalProperties: false``) does not declare (openapi-core drops them before
+        validating)."""
         op = self._operation(method, path)
         if op is None:
             return []
@@ -284,9 +287,17 @@ class HostValidator(DocumentValidator):
         if body and media in ("multipart/form-data", "application/x-www-form-urlencoded"):
             content = (deref(doc, op.get("requestBody") or {}).get("content") or {}).get(media) or {}
             schema = deref(doc, content.get("schema") or {})
+            names = form_field_names(body, content_type)
+            props = schema.get("properties") or {}
+            seen: set[str] = set()
+            for name in names:
+                if name in seen and name in props and deref(doc, props[name] or {}).get("type") != "array":
+                    out.append((f"form field {name!r} must be given once", name))
+                    break
+                seen.add(name)
             if schema.get("additionalProperties") is False:
                 declared = _declared_properties(doc, schema)
-                for name in form_field_names(body, content_type):
+                for name in names:
                     if name not in declared:
                         out.append((f"unknown field {name!r} in the form body", name))
                         break

@@ -10,9 +10,8 @@ import yaml
 
 import specs
 
-
-class ConfigError(ValueError):
-    """A bad flag value or profile file. ``str(err)`` is one clear line for the CLI."""
+from .errors import ConfigError
+from .store.backend import parse_store_url
 
 
 @dataclass
@@ -43,6 +42,12 @@ class MockConfig:
         journal_size: number of requests kept in the admin journal.
         replay: path to a cassette to replay (served instead of the live engine where it matches).
         public_base_url: absolute base URL used in links the mock returns (defaults to the bound address).
+        store: where jobs, faults, the clock and the journal live: ``memory`` (default; this process only),
+            ``sqlite:///PATH`` (durable on one host) or ``redis://HOST:PORT/DB`` (shared by many processes and
+            hosts); :mod:`mockserver.store`.
+        workers: processes serving one port (``mockserver serve --workers N``); above 1 needs a shared store.
+        worker: index of this process in a group of workers (set by the supervisor; None when alone).  A
+            worker leaves the store's fault rules as its supervisor installed them.
     """
 
     providers: list[str] = field(default_factory=specs.provider_ids)
@@ -66,6 +71,9 @@ class MockConfig:
     journal_size: int = 500
     replay: str | None = None
     public_base_url: str | None = None
+    store: str = "memory"
+    workers: int = 1
+    worker: int | None = None
 
     def validate(self) -> None:
         """Check values; raises :class:`ConfigError` with one clear line."""
@@ -81,6 +89,12 @@ class MockConfig:
             raise ConfigError("--speed must be a positive number")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port {self.port} is out of range 0..65535")
+        kind = parse_store_url(self.store).kind
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"--workers must be a whole number >= 1, not {self.workers!r}")
+        if self.workers > 1 and kind == "memory":
+            raise ConfigError(f"--workers {self.workers} needs a shared --store (sqlite:///PATH or "
+                              "redis://HOST:PORT/DB): memory jobs live in one process")
         for pid, t in self.timings.items():
             if pid not in known:
                 raise ConfigError(f"timings for unknown provider {pid!r}")
@@ -121,8 +135,12 @@ def load_profile(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"profile {path} must be a mapping of settings")
     allowed = {"timings", "faults", "speed", "seed", "clock", "api_key", "rate_limit", "providers",
-               "openai_webhook_url", "openai_webhook_secret", "webhook_max_attempts", "webhook_backoff"}
+               "openai_webhook_url", "openai_webhook_secret", "webhook_max_attempts", "webhook_backoff", "store",
+               "workers"}
     unknown = set(data) - allowed
     if unknown:
         raise ConfigError(f"profile {path}: unknown setting(s) {', '.join(sorted(unknown))}")
     return data
+
+
+__all__ = ["ConfigError", "MockConfig", "load_profile", "parse_rate"]

@@ -147,13 +147,15 @@ class Backend(abc.ABC):
     # -- jobs ---------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def job_create(self, provider: str, id: str, head: str, t: float, start: float | None,
-                   queue_position: int | None) -> tuple[int, int] | None:
-        """Insert a job atomically: its ``seq`` is the provider's next (from 0); start times ``<= t`` are
-        forgotten; its queue position is ``queue_position`` or, when None, the number of start times left;
-        ``start`` (virtual seconds its queue phase ends, None when it is not queued) is remembered; the record
-        stored is ``head + f"{seq},{queue_position}]"``, listed and counted live.
+                   queue_position: int | None) -> tuple[int, int, float] | None:
+        """Insert a job atomically: its ``seq`` is the provider's next (from 0); its creation time is ``t``, or
+        the provider's latest creation time when that is later (workers read the clock before they insert, so
+        submission order and creation times agree); start times ``<= t`` are forgotten; its queue position is
+        ``queue_position`` or, when None, the number of start times left; ``start`` (virtual seconds its queue
+        phase ends, None when it is not queued) is remembered; the record stored is
+        ``head + f"{created!r},{seq},{queue_position}]"``, listed and counted live.
 
-        Returns ``(seq, queue_position)``, or None (nothing changed) when ``id`` is taken."""
+        Returns ``(seq, queue_position, created)``, or None (nothing changed) when ``id`` is taken."""
 
     @abc.abstractmethod
     def job_get(self, provider: str, id: str) -> str | None:

@@ -9,6 +9,7 @@ under :data:`~mockserver.store.backend.PREFIX`):
 ``jl:<p>``            live jobs of provider ``<p>``: sorted set id -> ``seq``
 ``js:<p>``            jobs that may still be queued: sorted set id -> start time (default queue positions)
 ``jq:<p>``            the provider's next ``seq``
+``jt:<p>``            the provider's latest creation time
 ``jp:<p>:<id>``       last answered polls of a job: hash caller hash -> value
 ``providers``         set of providers with jobs
 ``kv:<name>``         small values and counters (clock, fault ids, boots)
@@ -32,17 +33,21 @@ CONNECT_TIMEOUT = 1.0
 SOCKET_TIMEOUT = 2.0
 
 _CREATE = """
-local jk, live, starts, seqk, provs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local jk, live, starts, seqk, provs, lastk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 if redis.call('EXISTS', jk) == 1 then return false end
 local seq = redis.call('INCR', seqk) - 1
-redis.call('ZREMRANGEBYSCORE', starts, '-inf', ARGV[3])
+local t = ARGV[3]
+local last = redis.call('GET', lastk)
+if last and tonumber(last) > tonumber(t) then t = last end
+redis.call('SET', lastk, t)
+redis.call('ZREMRANGEBYSCORE', starts, '-inf', t)
 local qp = ARGV[5]
 if qp == '' then qp = redis.call('ZCARD', starts) else qp = tonumber(qp) end
 if ARGV[4] ~= '' then redis.call('ZADD', starts, ARGV[4], ARGV[1]) end
-redis.call('SET', jk, ARGV[2] .. seq .. ',' .. qp .. ']')
+redis.call('SET', jk, ARGV[2] .. t .. ',' .. seq .. ',' .. qp .. ']')
 redis.call('ZADD', live, seq, ARGV[1])
 redis.call('SADD', provs, ARGV[6])
-return {seq, qp}
+return {seq, qp, t}
 """
 
 _CAS = """
@@ -144,11 +149,11 @@ class RedisBackend(Backend):
     def job_create(self, provider, id, head, t, start, queue_position):
         """See :meth:`Backend.job_create`."""
         keys = [f"{PREFIX}j:{provider}:{id}", f"{PREFIX}jl:{provider}", f"{PREFIX}js:{provider}",
-                f"{PREFIX}jq:{provider}", PREFIX + "providers"]
+                f"{PREFIX}jq:{provider}", PREFIX + "providers", f"{PREFIX}jt:{provider}"]
         args = [id, head, repr(t), "" if start is None else repr(start),
                 "" if queue_position is None else str(queue_position), provider]
         out = self._do(self._create, keys, args)
-        return None if out is None else (int(out[0]), int(out[1]))
+        return None if out is None else (int(out[0]), int(out[1]), float(out[2]))
 
     def job_get(self, provider, id):
         """See :meth:`Backend.job_get`."""
@@ -185,7 +190,7 @@ class RedisBackend(Backend):
     def jobs_reset(self):
         """See :meth:`Backend.jobs_reset`."""
         def wipe():
-            for pattern in ("j:*", "jl:*", "js:*", "jq:*", "jp:*"):
+            for pattern in ("j:*", "jl:*", "js:*", "jq:*", "jt:*", "jp:*"):
                 batch = []
                 for key in self.r.scan_iter(PREFIX + pattern, count=1000):
                     batch.append(key)

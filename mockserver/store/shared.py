@@ -33,18 +33,17 @@ CAS_TRIES = 64
 
 
 def encode_head(job: eng.Job) -> str:
-    """The record of ``job`` without its last two fields (``seq``, ``queue_position``): a JSON array left
-    open after a comma, which :meth:`Backend.job_create` completes."""
+    """The record of ``job`` without its last three fields (``created``, ``seq``, ``queue_position``): a JSON
+    array left open after a comma, which :meth:`Backend.job_create` completes."""
     t = job.timing
-    fields = [1, job.kind, job.created, t.queued, t.in_progress, job.failure, job.fail_at, job.source_id,
-              job.params, job.failure_message, job.requested, job.logs, job.cancelled_at, job.deleted,
-              job.delivered]
+    fields = [1, job.kind, t.queued, t.in_progress, job.failure, job.fail_at, job.source_id, job.params,
+              job.failure_message, job.requested, job.logs, job.cancelled_at, job.deleted, job.delivered]
     return json.dumps(fields, separators=(",", ":"))[:-1] + ","
 
 
 def encode_job(job: eng.Job) -> str:
     """The stored record of ``job`` (a JSON array; every slot but ``id``, ``provider`` and ``polls``)."""
-    return f"{encode_head(job)}{job.seq},{job.queue_position}]"
+    return f"{encode_head(job)}{job.created!r},{job.seq},{job.queue_position}]"
 
 
 def decode_job(provider: str, id: str, rec: str) -> eng.Job:
@@ -54,8 +53,8 @@ def decode_job(provider: str, id: str, rec: str) -> eng.Job:
         StoreUnavailable: the record is not one this version wrote (a store shared with something else).
     """
     try:
-        (_v, kind, created, queued, in_progress, failure, fail_at, source_id, params, failure_message, requested,
-         logs, cancelled_at, deleted, delivered, seq, qp) = json.loads(rec)
+        (_v, kind, queued, in_progress, failure, fail_at, source_id, params, failure_message, requested, logs,
+         cancelled_at, deleted, delivered, created, seq, qp) = json.loads(rec)
         job = eng.Job(id, provider, kind, created, eng.Timing(queued, in_progress), failure, fail_at, source_id,
                       params, qp, seq)
     except (ValueError, TypeError) as exc:
@@ -162,7 +161,7 @@ class SharedJobStore:
                 job.id = eng.new_id(self.rng, id_prefix, id_format, wall_ms)
             made = self.backend.job_create(provider, job.id, head, t, start, queue_position)
             if made is not None:
-                job.seq, job.queue_position = made
+                job.seq, job.queue_position, job.created = made
                 self._remember((provider, job.id), encode_job(job), job)
                 return job
             if id is not None:
@@ -236,9 +235,14 @@ class SharedJobStore:
         self.backend.poll_put(job.provider, job.id, who, json.dumps([value[0], list(value[1])]))
 
     def reload(self, job: eng.Job) -> eng.Job:
-        """The current record of ``job`` (moves made by other workers included); ``job`` itself if it is gone."""
+        """``job`` brought up to date with its stored record (moves made by other workers included) and
+        returned (the same object, so every holder sees it); unchanged if the record is gone."""
         rec = self.backend.job_get(job.provider, job.id)
-        return job if rec is None else self._job(job.provider, job.id, rec)
+        if rec is not None:
+            cur = self._job(job.provider, job.id, rec)
+            if cur is not job:
+                _copy(cur, job)
+        return job
 
     def reset(self, rng: random.Random | None = None) -> None:
         """Forget every job of every worker (and, if given, use ``rng`` for ids)."""

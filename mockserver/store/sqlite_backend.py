@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS jobs (provider TEXT NOT NULL, id TEXT NOT NULL, seq I
     live INTEGER NOT NULL, start REAL, rec TEXT NOT NULL, PRIMARY KEY (provider, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (provider, seq);
 CREATE INDEX IF NOT EXISTS jobs_start ON jobs (provider, start) WHERE start IS NOT NULL;
-CREATE TABLE IF NOT EXISTS seqs (provider TEXT PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seqs (provider TEXT PRIMARY KEY, next INTEGER NOT NULL, last REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS polls (provider TEXT NOT NULL, id TEXT NOT NULL, who TEXT NOT NULL, v TEXT NOT NULL,
     PRIMARY KEY (provider, id, who)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -131,16 +131,18 @@ class SqliteBackend(Backend):
         def fn(db):
             if db.execute("SELECT 1 FROM jobs WHERE provider=? AND id=?", (provider, id)).fetchone():
                 return None
-            row = db.execute("SELECT next FROM seqs WHERE provider=?", (provider,)).fetchone()
-            seq = row[0] if row else 0
-            db.execute("INSERT OR REPLACE INTO seqs VALUES (?, ?)", (provider, seq + 1))
-            db.execute("UPDATE jobs SET start=NULL WHERE provider=? AND start IS NOT NULL AND start<=?", (provider, t))
+            row = db.execute("SELECT next, last FROM seqs WHERE provider=?", (provider,)).fetchone()
+            seq, created = (row[0], max(t, row[1])) if row else (0, t)
+            db.execute("INSERT OR REPLACE INTO seqs VALUES (?, ?, ?)", (provider, seq + 1, created))
+            db.execute("UPDATE jobs SET start=NULL WHERE provider=? AND start IS NOT NULL AND start<=?",
+                       (provider, created))
             qp = queue_position
             if qp is None:
                 qp = db.execute("SELECT count(*) FROM jobs WHERE provider=? AND start IS NOT NULL",
                                 (provider,)).fetchone()[0]
-            db.execute("INSERT INTO jobs VALUES (?, ?, ?, 1, ?, ?)", (provider, id, seq, start, f"{head}{seq},{qp}]"))
-            return seq, qp
+            db.execute("INSERT INTO jobs VALUES (?, ?, ?, 1, ?, ?)",
+                       (provider, id, seq, start, f"{head}{created!r},{seq},{qp}]"))
+            return seq, qp, created
         return self._run(fn, write=True)
 
     def job_get(self, provider, id):

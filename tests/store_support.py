@@ -99,6 +99,7 @@ class MockProcess:
         self.workers: dict[int, int] = {}
         self.ca_path: str | None = None
         deadline = time.monotonic() + timeout
+        group = False
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
@@ -108,6 +109,7 @@ class MockProcess:
             m = re.match(r"mockserver (https?://\S+)", line)
             if m:
                 self.url = m.group(1)
+                group = "workers=" in line  # a group's banner ends with the workers line
             m = re.match(r"\s+TLS CA\s+(\S+)", line)
             if m:
                 self.ca_path = m.group(1)
@@ -115,7 +117,7 @@ class MockProcess:
             if m:
                 self.workers = {int(a): int(b) for a, b in (w.split(":") for w in m.group(1).split())}
                 return
-            if "admin API" in line and "--workers" not in args:
+            if "admin API" in line and not group:
                 return
         self.stop()
         raise RuntimeError("mockserver did not print its banner")

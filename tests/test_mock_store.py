@@ -317,3 +317,55 @@ def test_fal_client_flows_against_two_workers_on_redis(redis):
         assert out["completed"]["type"] == "Completed"
     finally:
         mock.stop()
+
+
+def test_webhook_of_a_job_moved_by_another_worker_is_delivered_once_and_listed_everywhere(group):
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    got: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    a, b = pinned(group.url, 0), pinned(group.url, 1)
+    try:
+        hook = f"http://127.0.0.1:{server.server_port}/hook"
+        fal = {"Authorization": "Key k"}
+        rid = a.post("/fal/fal-ai/sora-2/text-to-video", params={"fal_webhook": hook}, json={"prompt": "p"},
+                     headers=fal).json()["request_id"]
+        b.post("/__mock/clock/advance", json={"seconds": 60})
+        deadline = time.monotonic() + 15
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # a second delivery (by the other worker) would arrive now
+        assert len(got) == 1 and got[0]["request_id"] == rid and got[0]["status"] == "OK"
+        for client in (a, b):
+            deliveries = client.get("/__mock/webhooks").json()["deliveries"]
+            assert [(d["job_id"], d["delivered"]) for d in deliveries] == [(rid, True)]
+    finally:
+        a.close()
+        b.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_store_and_workers_from_a_profile_file(redis, tmp_path):
+    _flush(redis)
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(f"store: {redis.url()}\nworkers: 2\nclock: manual\n")
+    mock = MockProcess("--port", "0", "--profile", str(profile))
+    try:
+        seen = worker_urls(mock, 2)
+        assert set(seen) == {0, 1}
+        assert health_of(mock.url)["store"]["kind"] == "redis"
+    finally:
+        mock.stop()

@@ -167,6 +167,9 @@ class WebhookDispatcher:
             elif not job.deleted:
                 still.append((job, family, url))
         self.watch = still
+        if shared:  # the store keeps the record of finished deliveries (bounded); this process forgets them
+            limit = self.state.config.webhook_max_attempts
+            self.deliveries = [d for d in self.deliveries if not d.delivered and len(d.attempts) < limit]
         due = [d for d in self.deliveries if not d.delivered and not d.in_flight and d.next_at <= time.monotonic()
                and len(d.attempts) < self.state.config.webhook_max_attempts]
         for d in due:  # each attempt on its own: a receiver that hangs (up to 15 s) delays no other delivery

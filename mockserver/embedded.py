@@ -151,7 +151,18 @@ class EmbeddedMock:
         self.stop()
 
     def start(self) -> EmbeddedMock:
+        """Start the server thread and wait until it listens (up to 60 s).
+
+        Raises:
+            ConfigError: an invalid configuration, an unusable ``store``, or ``workers`` > 1 (an embedded mock
+                is one process: run ``mockserver serve --workers N`` and point clients at it).
+        """
         self.config.validate()
+        if self.config.workers > 1:
+            from .config import ConfigError
+
+            raise ConfigError("EmbeddedMock runs one process; for --workers N run `mockserver serve --workers N "
+                              "--store ...` (several EmbeddedMocks on one shared store also agree)")
         ready = threading.Event()
         error: list[BaseException] = []
 

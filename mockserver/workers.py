@@ -43,9 +43,11 @@ def _spawn(cfg: MockConfig, index: int, serve: Callable[..., Any]) -> tuple[int,
     """Fork worker ``index``; returns ``(pid, fd)`` where ``fd`` becomes readable once it listens (EOF if it
     failed)."""
     r, w = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker
         os.close(r)
+        _die_with(parent)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
         code = 2
@@ -66,6 +68,19 @@ def _spawn(cfg: MockConfig, index: int, serve: Callable[..., Any]) -> tuple[int,
             os._exit(code)
     os.close(w)
     return pid, r
+
+
+def _die_with(parent: int) -> None:
+    """Ask Linux to SIGTERM this worker when its supervisor dies (even by ``kill -9``), so no worker is left
+    serving alone; elsewhere (or if the supervisor is already gone) nothing is asked, or the worker exits."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 def _await_ready(fd: int, deadline: float) -> bool:

@@ -41,10 +41,11 @@ class RedisServer:
     """A ``redis-server`` on a free 127.0.0.1 port with no persistence, in its own temp directory.
 
     Args:
-        port: the port (default: a free one).
+        port: the port (default: a free one); ``extra``: more ``redis-server`` arguments
+            (``"--requirepass", "pw"``).
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *extra: str) -> None:
         binary = redis_binary()
         if binary is None:
             raise RuntimeError("redis-server is missing: run scripts/install-redis")
@@ -52,14 +53,14 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="mock-redis-")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--protected-mode", "yes", "--loglevel", "warning"],
+             "--dir", self.dir, "--protected-mode", "yes", "--loglevel", "warning", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    if s.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return
             except OSError:
                 time.sleep(0.05)

@@ -99,6 +99,13 @@ def test_bad_store_and_workers_are_one_line_and_exit_2(tmp_path):
     start = time.monotonic()
     line = _one_line(_run("--port", "0", "--store", f"redis://127.0.0.1:{free_port()}/0", "--workers", "2"))
     assert "cannot use Redis" in line and time.monotonic() - start < 30
+    locked = RedisServer(None, "--requirepass", "right")
+    try:
+        line = _one_line(_run("--port", "0", "--store", f"redis://:wrong@127.0.0.1:{locked.port}/0"))
+        assert "cannot use Redis" in line and "wrong" not in line and ":***@" in line  # the password is hidden
+        assert "cannot use Redis" in _one_line(_run("--port", "0", "--store", f"redis://127.0.0.1:{locked.port}/99"))
+    finally:
+        locked.stop()
 
 
 # -- one job through two workers ------------------------------------------------------------------------------

@@ -222,6 +222,11 @@ class Backend(abc.ABC):
     def list_push(self, name: str, item: str, keep: int) -> None:
         """Append ``item`` to the list ``name`` and keep only its last ``keep`` items."""
 
+    def list_push_many(self, name: str, items: list[str], keep: int) -> None:
+        """Append ``items`` (in order) to the list ``name`` and keep only its last ``keep`` items."""
+        for item in items:
+            self.list_push(name, item, keep)
+
     @abc.abstractmethod
     def list_read(self, name: str, limit: int) -> list[str]:
         """The last ``limit`` items of ``name``, oldest first."""

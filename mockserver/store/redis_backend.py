@@ -262,6 +262,16 @@ class RedisBackend(Backend):
             pipe.execute()
         self._do(push)
 
+    def list_push_many(self, name, items, keep):
+        """See :meth:`Backend.list_push_many` (one round trip)."""
+        def push():
+            pipe = self.r.pipeline(transaction=True)
+            pipe.rpush(PREFIX + "l:" + name, *items)
+            pipe.ltrim(PREFIX + "l:" + name, -keep, -1)
+            pipe.execute()
+        if items:
+            self._do(push)
+
     def list_read(self, name, limit):
         """See :meth:`Backend.list_read`."""
         if limit <= 0:

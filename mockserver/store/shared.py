@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -416,13 +417,30 @@ class SharedFaultBook(FaultBook):
     def __init__(self, state: Any, backend: Backend, initial: list[dict[str, Any] | str] | None = None):
         self.backend = backend
         self._parsed: dict[tuple[int, str], FaultRule] = {}
+        self._turn: list[FaultRule] | None = None
         super().__init__(state, None)
         if initial is not None:
             install_faults(backend, initial)
 
     @property
     def rules(self) -> list[FaultRule]:
-        """The installed rules, read from the store (with their ``fired`` counts)."""
+        """The installed rules, read from the store (with their ``fired`` counts) once per turn of the event
+        loop: requests handled in the same turn share one read (a rule fires only after its count was taken
+        atomically in the store, so ``times=N`` holds however stale the list is)."""
+        if self._turn is not None:
+            return self._turn
+        rules = self._load()
+        try:
+            asyncio.get_running_loop().call_soon(self._forget_turn)
+            self._turn = rules
+        except RuntimeError:  # no loop: no caching
+            pass
+        return rules
+
+    def _forget_turn(self) -> None:
+        self._turn = None
+
+    def _load(self) -> list[FaultRule]:
         out = []
         for fid, spec, fired in self.backend.faults_load():
             rule = self._parsed.get((fid, spec))
@@ -440,14 +458,17 @@ class SharedFaultBook(FaultBook):
 
     def add(self, spec: dict[str, Any] | str) -> FaultRule:
         """Install a fault for every worker (raises :class:`FaultError`); returns the rule with its id."""
+        self._turn = None
         return _install(self.backend, parse_fault(spec))
 
     def remove(self, rule_id: int) -> bool:
         """Remove the rule ``rule_id`` for every worker; True if there was one."""
+        self._turn = None
         return self.backend.fault_remove(rule_id)
 
     def clear(self) -> None:
         """Remove every rule."""
+        self._turn = None
         self.backend.faults_clear()
 
     def _fires(self, rule: FaultRule) -> bool:
@@ -485,7 +506,9 @@ class _Stored:
 class SharedJournal:
     """The journal in the store: a bounded list (``size`` entries) every worker appends to.  An entry is
     redacted (:meth:`mockserver.middleware.JournalEntry.to_json`) before it is written, so keys never reach
-    the store.  The journal layer calls :meth:`finish` once the answer is known.
+    the store.  The journal layer calls :meth:`finish` once the answer is known; the entries answered in one
+    turn of the event loop are written together just after it (one round trip), and reading the journal
+    writes this worker's pending entries first.
 
     Args:
         backend: the store; ``size``: entries kept; ``secret``: header names to redact (lower case);
@@ -497,18 +520,36 @@ class SharedJournal:
         self.size = max(1, int(size))
         self.secret = secret
         self.worker = worker
+        self._pending: list[str] = []
 
     def append(self, entry: Any) -> None:
         """Nothing to do until the answer is known (:meth:`finish`)."""
 
     def finish(self, entry: Any) -> None:
-        """Write one answered request, redacted."""
+        """Queue one answered request, redacted, for the write after this turn of the event loop."""
         data = entry.to_json(self.secret)
         if self.worker is not None:
             data["worker"] = self.worker
-        self.backend.list_push("journal", json.dumps(data, separators=(",", ":")), self.size)
+        self._pending.append(json.dumps(data, separators=(",", ":")))
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self._flush_quietly)
+            except RuntimeError:  # no loop (a direct call): write now
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the pending entries (raises :class:`StoreUnavailable`; they are then dropped)."""
+        pending, self._pending = self._pending, []
+        self.backend.list_push_many("journal", pending, self.size)
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except StoreUnavailable:  # the requests were answered (with a 503 or not); only their record is lost
+            pass
 
     def __iter__(self) -> Iterator[_Stored]:
+        self.flush()
         return iter([_Stored(json.loads(raw)) for raw in self.backend.list_read("journal", self.size)])
 
     def __len__(self) -> int:
@@ -516,6 +557,7 @@ class SharedJournal:
 
     def clear(self) -> None:
         """Forget the journal (every worker's)."""
+        self._pending = []
         self.backend.list_clear("journal")
 
 

@@ -251,6 +251,15 @@ class SqliteBackend(Backend):
                            "(SELECT n FROM lists WHERE name=? ORDER BY n DESC LIMIT ?)", (name, name, keep))
         self._run(fn, write=True)
 
+    def list_push_many(self, name, items, keep):
+        """See :meth:`Backend.list_push_many` (one transaction)."""
+        def fn(db):
+            db.executemany("INSERT INTO lists (name, v) VALUES (?, ?)", [(name, item) for item in items])
+            db.execute("DELETE FROM lists WHERE name=? AND n NOT IN "
+                       "(SELECT n FROM lists WHERE name=? ORDER BY n DESC LIMIT ?)", (name, name, keep))
+        if items:
+            self._run(fn, write=True)
+
     def list_read(self, name, limit):
         """See :meth:`Backend.list_read`."""
         rows = self._run(lambda db: db.execute("SELECT v FROM lists WHERE name=? ORDER BY n DESC LIMIT ?",

@@ -171,13 +171,16 @@ def test_health_reports_the_store_and_the_worker(group, redis):
 
 
 # -- faults, rate limit and clock across workers --------------------------------------------------------------
-def _burst(url: str, n: int, headers: dict) -> list[int]:
-    """``n`` concurrent GETs of ``url``, each on a fresh connection (so both workers get some)."""
+def _burst(url: str, n: int, headers: dict, body: dict | None = None) -> list[int]:
+    """``n`` concurrent GETs of ``url`` (POSTs of ``body`` when given), each on a fresh connection (so both
+    workers get some)."""
     codes: list[int] = []
     lock = threading.Lock()
+    data = None if body is None else json.dumps(body).encode()
 
     def one() -> None:
-        req = urllib.request.Request(url, headers={**headers, "Connection": "close"})
+        req = urllib.request.Request(url, data=data, headers={**headers, "Connection": "close",
+                                                              "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=20) as resp:
                 code = resp.status
@@ -374,5 +377,30 @@ def test_store_and_workers_from_a_profile_file(redis, tmp_path):
         seen = worker_urls(mock, 2)
         assert set(seen) == {0, 1}
         assert health_of(mock.url)["store"]["kind"] == "redis"
+    finally:
+        mock.stop()
+
+
+def test_two_workers_on_one_sqlite_file_agree(tmp_path):
+    mock = MockProcess("--port", "0", "--workers", "2", "--store", f"sqlite:///{tmp_path}/group.db", "--clock",
+                       "manual")
+    try:
+        worker_urls(mock, 2)
+        a, b = pinned(mock.url, 0, headers=KEY), pinned(mock.url, 1, headers=KEY)
+        try:
+            vid = a.post("/openai/v1/videos", json={"prompt": "p"}).json()["id"]
+            assert b.get(f"/openai/v1/videos/{vid}").json()["status"] == "queued"
+            assert b.post("/__mock/clock/advance", json={"seconds": 100}).status_code == 200
+            assert a.get(f"/openai/v1/videos/{vid}").json()["status"] == "completed"
+            assert b.delete(f"/openai/v1/videos/{vid}").status_code == 200
+            assert a.get(f"/openai/v1/videos/{vid}").status_code == 404
+        finally:
+            a.close()
+            b.close()
+        codes = _burst(f"{mock.url}/openai/v1/videos", 40, KEY, {"prompt": "q"})  # concurrent writes, both workers
+        assert codes == [200] * 40
+        jobs = mock.admin("GET", "jobs?provider=openai")
+        assert len({j["id"] for j in jobs["jobs"]}) == jobs["total"] == 40
+        assert {e["worker"] for e in mock.admin("GET", "journal?limit=100")["requests"]} == {0, 1}
     finally:
         mock.stop()

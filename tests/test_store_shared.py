@@ -159,3 +159,19 @@ def test_bad_store_urls_are_one_line(url, needle):
 def test_store_url_hides_the_password():
     assert parse_store_url("redis://:hunter2@127.0.0.1:6379/0").public == "redis://:***@127.0.0.1:6379/0"
     assert parse_store_url("memory").kind == "memory"
+
+
+def test_system_clock_is_shared_and_a_new_speed_never_goes_back(backend):
+    from mockserver.store.shared import SharedSystemClock
+
+    first = SharedSystemClock(backend, speed=1000)
+    other = SharedSystemClock(backend, speed=1000)  # another worker: same anchor, same time
+    assert abs(first.now() - other.now()) < 1.0 and first.epoch == other.epoch
+    import time
+
+    time.sleep(0.05)
+    before = first.now()
+    assert before >= 40
+    slower = SharedSystemClock(backend, speed=1)  # a restart at another speed continues from now
+    assert slower.now() >= before and slower.epoch == first.epoch
+    assert slower.to_wall(10.0) == first.epoch + 10.0

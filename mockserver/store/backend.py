@@ -133,6 +133,10 @@ class Backend(abc.ABC):
         """The value named ``name`` (clock anchor, manual time ...), or None."""
 
     @abc.abstractmethod
+    def put(self, name: str, value: str) -> None:
+        """Set ``name`` to ``value``."""
+
+    @abc.abstractmethod
     def set_default(self, name: str, value: str) -> str:
         """Set ``name`` to ``value`` unless it has a value; returns the value it has afterwards."""
 

@@ -132,6 +132,10 @@ class RedisBackend(Backend):
         """The value ``name`` or None."""
         return self._do(self.r.get, PREFIX + "kv:" + name)
 
+    def put(self, name: str, value: str) -> None:
+        """Set ``name``."""
+        self._do(self.r.set, PREFIX + "kv:" + name, value)
+
     def set_default(self, name: str, value: str) -> str:
         """Set ``name`` unless set; returns its value."""
         key = PREFIX + "kv:" + name

@@ -302,20 +302,35 @@ class SharedJobStore:
 
 class SharedSystemClock:
     """Real time x ``speed``, anchored in the store: every worker (and a restarted mock) reads the same
-    virtual time.  ``now()`` is virtual seconds since the store's anchor (unix seconds of its first start).
+    virtual time.  The store keeps ``epoch`` (unix seconds at virtual time 0: the first start), and an anchor
+    ``(aw, av, speed)``: virtual time ``av`` at unix time ``aw``.  A start with another ``speed`` re-anchors at
+    the current virtual time, so virtual time never goes back across restarts.
 
     Args:
-        backend: the store; ``speed``: virtual seconds per real second (> 0).
+        backend: the store; ``speed``: virtual seconds per real second (> 0, finite).
+
+    Raises:
+        ValueError: a bad ``speed``.  StoreUnavailable: the store does not answer.
     """
 
     def __init__(self, backend: Backend, speed: float = 1.0) -> None:
         eng.SystemClock(speed)  # the same argument check
         self.speed = float(speed)
-        self.epoch = float(backend.set_default("clock_anchor", repr(time.time())))
+        wall = time.time()
+        fresh = json.dumps({"epoch": wall, "aw": wall, "av": 0.0, "speed": self.speed})
+        record = json.loads(backend.set_default("clock_system", fresh))
+        self.epoch = float(record["epoch"])
+        self._aw, self._av = float(record["aw"]), float(record["av"])
+        if float(record["speed"]) != self.speed:  # continue from now at the new speed
+            now = time.time()
+            self._av = self._av + (now - self._aw) * float(record["speed"])
+            self._aw = now
+            backend.put("clock_system", json.dumps({"epoch": self.epoch, "aw": self._aw, "av": self._av,
+                                                     "speed": self.speed}))
 
     def now(self) -> float:
-        """Virtual seconds since the anchor (scaled by ``speed``)."""
-        return (time.time() - self.epoch) * self.speed
+        """Virtual seconds (scaled by ``speed`` from the anchor)."""
+        return self._av + (time.time() - self._aw) * self.speed
 
     def wall(self) -> float:
         """Unix seconds of the current virtual moment."""

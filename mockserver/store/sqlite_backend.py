@@ -105,6 +105,10 @@ class SqliteBackend(Backend):
         row = self._run(lambda db: db.execute("SELECT v FROM kv WHERE k=?", (name,)).fetchone())
         return None if row is None else row[0]
 
+    def put(self, name: str, value: str) -> None:
+        """Set ``name``."""
+        self._run(lambda db: db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (name, value)), write=True)
+
     def set_default(self, name: str, value: str) -> str:
         """Set ``name`` unless set; returns its value."""
         def fn(db):

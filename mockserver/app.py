@@ -21,7 +21,7 @@ from specs import mount_prefix
 from . import admin
 from .config import MockConfig
 from .http import STATE_KEY
-from .middleware import Composer, Faults, Journal, Replay, Replayer
+from .middleware import Composer, Faults, Journal, Replay, Replayer, StoreGuard
 from .pipeline import operation_endpoint
 from .rendering import Ctx, family_for
 from .routing import add_provider_routes
@@ -55,7 +55,8 @@ def build_app(config: MockConfig | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[STATE_KEY] = state
     _mounts(state)
-    layers = [Journal(state.journal)]
+    layers: list = [StoreGuard(state.request_ids)] if state.backend is not None else []  # a store that went away
+    layers.append(Journal(state.journal))
     if config.replay:  # serve a recorded cassette before the live engine (mockserver/middleware/replay.py)
         state.replay = Replayer.load(config.replay, state)
         layers.append(Replay(state.replay))
@@ -75,6 +76,7 @@ async def _on_startup(app: web.Application) -> None:
 
 async def _on_cleanup(app: web.Application) -> None:
     await app[STATE_KEY].webhooks.stop()
+    app[STATE_KEY].close()
 
 
 # Names other modules and tools import from here (they live in the stages and mockserver.state).

@@ -49,6 +49,11 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--openai-webhook-url", metavar="URL", help="deliver video.completed/video.failed here")
     s.add_argument("--openai-webhook-secret", metavar="whsec_...", help="signing secret for those webhooks")
     s.add_argument("--replay", metavar="CASSETTE", help="serve a recorded cassette (drift recordings)")
+    s.add_argument("--store", metavar="URL", default=None,
+                   help="where jobs, faults, clock and journal live: memory (default), sqlite:///PATH (durable "
+                   "on one host) or redis://HOST:PORT/DB (shared by processes and hosts)")
+    s.add_argument("--workers", metavar="N", type=int, default=None,
+                   help="serve with N processes on one port (SO_REUSEPORT); N > 1 needs a sqlite or redis --store")
     lp = sub.add_parser("providers", help="list the vendored providers (family, hosts, auth)")
     lp.add_argument("--json", action="store_true", help="machine-readable output")
     return p
@@ -85,7 +90,7 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         cfg.providers = [args.provider]
         cfg.single_provider = True
     for key in ("speed", "seed", "clock", "api_key", "openai_webhook_url", "openai_webhook_secret",
-                "webhook_max_attempts", "webhook_backoff"):
+                "webhook_max_attempts", "webhook_backoff", "store", "workers"):
         if key in profile:
             setattr(cfg, key, profile[key])
         val = getattr(args, key, None)
@@ -155,24 +160,38 @@ def _providers(as_json: bool) -> int:
     return 0
 
 
-async def _serve(cfg: MockConfig) -> int:
+async def _serve(cfg: MockConfig, ready_fd: int | None = None) -> int:
     from .embedded import start
 
     server = await start(cfg)
     state = server.state
-    print(f"mockserver {server.url} (clock={cfg.clock}, speed={cfg.speed}, seed={cfg.seed})", flush=True)
+    if ready_fd is not None:  # a worker of a group: tell the supervisor, which prints the banner
+        import os
+
+        os.write(ready_fd, b"r")
+        os.close(ready_fd)
+        return await _wait_for_signal(server)
+    store = state.store_info()["url"]
+    print(f"mockserver {server.url} (clock={cfg.clock}, speed={cfg.speed}, seed={cfg.seed}"
+          + (f", store={store}" if store != "memory" else "") + ")", flush=True)
     for m in state.mounts:
         print(f"  {m.provider:<10} {m.host_id:<6} {state.base_url(m.provider, m.host_id):<45} "
               f"(real: {m.host['base_url']})", flush=True)
     print(f"  admin API  {server.url}/__mock/health", flush=True)
     if server.ca_path:
         print(f"  TLS CA     {server.ca_path}   (export SSL_CERT_FILE={server.ca_path})", flush=True)
+    await _wait_for_signal(server)
+    print("mockserver: shutting down", flush=True)
+    return 0
+
+
+async def _wait_for_signal(server) -> int:
+    """Serve until SIGINT or SIGTERM, then stop the server."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    print("mockserver: shutting down", flush=True)
     await server.stop()
     return 0
 
@@ -188,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "providers":
             return _providers(args.json)
         cfg = config_from_args(args)
+        if cfg.workers > 1:
+            from .workers import supervise
+
+            return supervise(cfg, _serve)
         return asyncio.run(_serve(cfg))
     except (ConfigError, specs.SpecError) as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)

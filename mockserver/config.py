@@ -12,9 +12,8 @@ import yaml
 
 import specs
 
-
-class ConfigError(ValueError):
-    """A bad flag value or profile file. ``str(err)`` is one clear line for the CLI."""
+from .errors import ConfigError
+from .store.backend import parse_store_url
 
 
 @dataclass
@@ -45,6 +44,12 @@ class MockConfig:
         journal_size: number of requests kept in the admin journal.
         replay: path to a cassette to replay (served instead of the live engine where it matches).
         public_base_url: absolute base URL used in links the mock returns (defaults to the bound address).
+        store: where jobs, faults, the clock and the journal live: ``memory`` (default; this process only),
+            ``sqlite:///PATH`` (durable on one host) or ``redis://HOST:PORT/DB`` (shared by many processes and
+            hosts); :mod:`mockserver.store`.
+        workers: processes serving one port (``mockserver serve --workers N``); above 1 needs a shared store.
+        worker: index of this process in a group of workers (set by the supervisor; None when alone).  A
+            worker leaves the store's fault rules as its supervisor installed them.
     """
 
     providers: list[str] = field(default_factory=specs.provider_ids)
@@ -68,6 +73,9 @@ class MockConfig:
     journal_size: int = 500
     replay: str | None = None
     public_base_url: str | None = None
+    store: str = "memory"
+    workers: int = 1
+    worker: int | None = None
 
     def validate(self) -> None:
         """Check values; raises :class:`ConfigError` with one clear line."""
@@ -94,6 +102,12 @@ class MockConfig:
             raise ConfigError(f"timings must be a mapping of provider id to timing, not {self.timings!r}")
         if not isinstance(self.faults, list | tuple):
             raise ConfigError(f"faults must be a list of fault rules, not {self.faults!r}")
+        kind = parse_store_url(self.store).kind
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"--workers must be a whole number >= 1, not {self.workers!r}")
+        if self.workers > 1 and kind == "memory":
+            raise ConfigError(f"--workers {self.workers} needs a shared --store (sqlite:///PATH or "
+                              "redis://HOST:PORT/DB): memory jobs live in one process")
         for pid, t in self.timings.items():
             if pid not in known:
                 raise ConfigError(f"timings for unknown provider {pid!r}")
@@ -137,7 +151,7 @@ def profile_schema() -> dict[str, Any]:
 def load_profile(path: str | Path) -> dict[str, Any]:
     """Read a profile file: UTF-8 YAML (JSON is a subset), a mapping of the settings that
     ``specs/mockprofile.schema.yaml`` describes (providers, clock, speed, seed, api_key, rate_limit, timings,
-    faults, openai_webhook_url, openai_webhook_secret, webhook_max_attempts, webhook_backoff).
+    faults, openai_webhook_url, openai_webhook_secret, webhook_max_attempts, webhook_backoff, store, workers).
 
     Returns the mapping (``{}`` for an empty file).
 
@@ -177,3 +191,6 @@ def load_profile(path: str | Path) -> dict[str, Any]:
             message = message[:237] + "..."
         raise ConfigError(f"profile {path}: {loc + ': ' if loc else ''}{message}")
     return data
+
+
+__all__ = ["ConfigError", "MockConfig", "load_profile", "parse_rate"]

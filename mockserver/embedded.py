@@ -37,21 +37,44 @@ TLS_NAMES = ["127.0.0.1", "localhost", "api.localhost", "*.localhost"]
 def make_tls(directory: str | Path) -> tuple[str, Any]:
     """Create a local CA and a server certificate for 127.0.0.1/localhost with trustme.
 
-    Returns ``(ca_pem_path, ssl_context)``; the CA file is written into ``directory``.
+    Returns ``(ca_pem_path, ssl_context)``; the CA file is written into ``directory``.  When ``directory``
+    already holds ``mock-ca.pem`` with ``mock-server.pem`` and ``mock-server-key.pem`` (written by
+    ``mockserver serve --workers N --tls``, so every worker serves the same certificate), they are used.
     """
     import ssl
 
+    directory = Path(directory)
+    ca_path = directory / "mock-ca.pem"
+    chain, key = directory / "mock-server.pem", directory / "mock-server-key.pem"
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    if ca_path.is_file() and chain.is_file() and key.is_file():
+        ctx.load_cert_chain(str(chain), str(key))
+        return str(ca_path), ctx
     import trustme
 
     ca = trustme.CA()
     cert = ca.issue_cert(*TLS_NAMES)
-    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    ca_path = directory / "mock-ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(ctx)
     return str(ca_path), ctx
+
+
+def write_tls(directory: str | Path) -> str:
+    """Write a local CA, a server certificate chain and its key into ``directory`` (for a group of workers,
+    which all load them through :func:`make_tls`); returns the CA file's path."""
+    import trustme
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    cert = ca.issue_cert(*TLS_NAMES)
+    ca.cert_pem.write_to_path(str(directory / "mock-ca.pem"))
+    with open(directory / "mock-server.pem", "wb") as f:
+        for blob in cert.cert_chain_pems:
+            f.write(blob.bytes())
+    cert.private_key_pem.write_to_path(str(directory / "mock-server-key.pem"))
+    return str(directory / "mock-ca.pem")
 
 
 class RunningServer:
@@ -90,7 +113,8 @@ async def start(config: MockConfig | None = None) -> RunningServer:
         state.ca_path, ssl_ctx = make_tls(tls_dir)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_ctx, reuse_address=True)
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_ctx, reuse_address=True,
+                       reuse_port=config.workers > 1)  # --workers: every worker binds the same port
     await site.start()
     sock = site._server.sockets[0]  # noqa: SLF001 - the bound port (for --port 0)
     port = sock.getsockname()[1]
@@ -152,7 +176,18 @@ class EmbeddedMock:
         self.stop()
 
     def start(self) -> EmbeddedMock:
+        """Start the server thread and wait until it listens (up to 60 s).
+
+        Raises:
+            ConfigError: an invalid configuration, an unusable ``store``, or ``workers`` > 1 (an embedded mock
+                is one process: run ``mockserver serve --workers N`` and point clients at it).
+        """
         self.config.validate()
+        if self.config.workers > 1:
+            from .config import ConfigError
+
+            raise ConfigError("EmbeddedMock runs one process; for --workers N run `mockserver serve --workers N "
+                              "--store ...` (several EmbeddedMocks on one shared store also agree)")
         ready = threading.Event()
         error: list[BaseException] = []
 

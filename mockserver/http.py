@@ -24,6 +24,13 @@ STATE_KEY = web.AppKey("mock_state", object)
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
 
 
+class ServiceUnavailable(Exception):
+    """Something the mock depends on while serving (its shared job store: ``--store sqlite:...`` or
+    ``redis:...``) cannot be reached right now.  Raised from any stage; answered as the provider's
+    ``unavailable`` error (503 with ``Retry-After``) on provider routes and as the admin envelope's 503 on the
+    admin API (:class:`mockserver.middleware.StoreGuard`), never as a traceback.  ``str(exc)`` is one line."""
+
+
 def secret_header_names(contracts: Iterable[Contract]) -> frozenset[str]:
     """Lower-case names of the headers to redact for a set of providers: :data:`SECRET_HEADERS` plus each
     provider's ``auth.header`` (a provider may take its key in a header of its own, e.g. ``X-Clip-Key``)."""
@@ -67,5 +74,5 @@ def admin_error(status: int, message: str, headers: dict[str, str] | None = None
     return web.json_response({"error": {"message": message}}, status=status, headers=headers, dumps=dumps)
 
 
-__all__ = ["SECRET_HEADERS", "STATE_KEY", "admin_error", "dumps", "error_response", "redact_headers", "redact_url",
+__all__ = ["SECRET_HEADERS", "STATE_KEY", "ServiceUnavailable", "admin_error", "dumps", "error_response", "redact_headers", "redact_url",
            "secret_header_names"]

@@ -39,8 +39,10 @@ the mock does not serve, virtual time on a system clock), both importable from t
         def sora_mock_config():
             return {"providers": ["fal"], "tls": True}
 
-Command-line options: ``--sora-mock-speed`` (use a system clock at this speed instead of the manual clock)
-and ``--sora-mock-seed``.
+Command-line options: ``--sora-mock-speed`` (use a system clock at this speed instead of the manual clock),
+``--sora-mock-seed`` and ``--sora-mock-store`` (``memory``, the default; ``sqlite:///PATH`` or
+``redis://HOST:PORT/DB``: the fixture's jobs, faults, clock and journal then live there, and each test starts
+by resetting them).  ``sora_mock_config`` may set ``store`` too.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sora-mock-speed", type=float, default=None,
                     help="run the sora_mock fixture on a system clock at this speed instead of a manual clock")
     group.addoption("--sora-mock-seed", type=int, default=0, help="seed of the sora_mock fixture")
+    group.addoption("--sora-mock-store", default="memory", metavar="URL",
+                    help="store of the sora_mock fixture: memory (default), sqlite:///PATH or redis://HOST:PORT/DB")
 
 
 @pytest.fixture
@@ -107,7 +111,8 @@ def sora_mock_config() -> dict[str, Any]:
 def sora_mock(request: pytest.FixtureRequest, sora_mock_config: dict[str, Any]):
     """A running mock of all providers (manual clock, free port on 127.0.0.1), stopped after the test."""
     speed = request.config.getoption("--sora-mock-speed")
-    fields: dict[str, Any] = {"port": 0, "seed": request.config.getoption("--sora-mock-seed")}
+    fields: dict[str, Any] = {"port": 0, "seed": request.config.getoption("--sora-mock-seed"),
+                              "store": request.config.getoption("--sora-mock-store")}
     if speed:
         fields.update(clock="system", speed=speed)
     else:
@@ -115,6 +120,8 @@ def sora_mock(request: pytest.FixtureRequest, sora_mock_config: dict[str, Any]):
     fields.update(sora_mock_config)
     mock = SoraMock(MockConfig(**fields))
     mock.start()
+    if mock.state.backend is not None:  # a shared store outlives the fixture: start each test clean
+        mock.reset()
     try:
         yield mock
     finally:

@@ -24,7 +24,8 @@ from .characters import CharacterStore
 from .config import ConfigError, MockConfig
 from .delivery import WebhookDispatcher
 from .http import secret_header_names
-from .middleware import FaultBook, JournalEntry, RequestIds
+from .middleware import FaultBook, RequestIds
+from .store import StoreError, StoreUnavailable, open_backend
 from .validation import Authenticator, HostValidator
 
 
@@ -71,25 +72,61 @@ class MockState:
         config.validate()
         self.config = config
         self.rng = random.Random(config.seed)
-        self.clock = eng.ManualClock() if config.clock == "manual" else eng.SystemClock(speed=config.speed)
-        self.store = eng.JobStore(self.clock, rng=random.Random(config.seed + 1))
-        self.characters = CharacterStore(random.Random(config.seed + 2))  # not jobs: createCharacter/getCharacter
         self.contracts: dict[str, Contract] = {pid: specs.load(pid) for pid in config.providers}
-        self.mounts: list[HostMount] = []
-        self.journal: collections.deque[JournalEntry] = collections.deque(maxlen=config.journal_size)
-        try:
-            self.faults = FaultBook(self, config.faults)
-        except ValueError as exc:
-            raise ConfigError(f"faults: {exc}") from None
-        self.webhooks = WebhookDispatcher(self)
-        self.request_ids = RequestIds()
+        self.characters = CharacterStore(random.Random(config.seed + 2))  # not jobs: createCharacter/getCharacter
         #: header names redacted in the journal: the usual credentials plus every served provider's auth header
         self.secret_headers = secret_header_names(self.contracts.values())
+        self.mounts: list[HostMount] = []
+        #: the shared store's backend (``--store sqlite:...``/``redis:...``), None for memory
+        self.backend = open_backend(config.store)
+        try:
+            if self.backend is None:
+                self.clock = eng.ManualClock() if config.clock == "manual" else eng.SystemClock(speed=config.speed)
+                self.store = eng.JobStore(self.clock, rng=random.Random(config.seed + 1))
+                self.journal: Any = collections.deque(maxlen=config.journal_size)
+                self.faults = FaultBook(self, config.faults)
+            else:
+                self._open_shared(config)
+        except ValueError as exc:  # FaultError
+            raise ConfigError(f"faults: {exc}") from None
+        except StoreUnavailable as exc:
+            raise StoreError(f"--store {self.backend.public_url}: {exc}") from None
+        self.webhooks = WebhookDispatcher(self)
+        self.request_ids = RequestIds()
         self.public_base_url: str = config.public_base_url or ""
         self.started = time.time()
         self.ca_path: str | None = None
         self.replay: Any = None  # the mockserver.middleware.Replayer when serving a cassette
         self._jobs_moved: asyncio.Event | None = None
+
+    def _open_shared(self, config: MockConfig) -> None:
+        """Clock, job store, faults and journal in the shared store (:mod:`mockserver.store`)."""
+        from .store.shared import (
+            SharedFaultBook,
+            SharedJobStore,
+            SharedJournal,
+            SharedManualClock,
+            SharedSystemClock,
+        )
+
+        backend = self.backend
+        self.clock = SharedManualClock(backend) if config.clock == "manual" else SharedSystemClock(backend,
+                                                                                                config.speed)
+        boot = backend.incr("boots")  # every process draws its own ids (an id another took is drawn again)
+        self.store = SharedJobStore(backend, self.clock, rng=random.Random(f"{config.seed}:{boot}"))
+        self.journal = SharedJournal(backend, config.journal_size, self.secret_headers, config.worker)
+        self.faults = SharedFaultBook(self, backend, None if config.worker is not None else config.faults)
+
+    def store_info(self) -> dict[str, Any]:
+        """What ``/__mock/health`` says about the store and the process that answered."""
+        return {"kind": "memory" if self.backend is None else self.backend.kind,
+                "url": "memory" if self.backend is None else self.backend.public_url,
+                "shared": self.backend is not None}
+
+    def close(self) -> None:
+        """Close the store's connections of this process (at shutdown)."""
+        if self.backend is not None:
+            self.backend.close()
 
     # -- jobs moved out of band -------------------------------------------------------------------
     def jobs_moved_event(self) -> asyncio.Event:

@@ -49,3 +49,16 @@ def test_plugin_fixture_via_entry_point(pytester):
 def test_plugin_options_are_registered(pytester):
     result = pytester.runpytest_subprocess("--help")
     result.stdout.fnmatch_lines(["*--sora-mock-speed*"])
+
+
+def test_plugin_fixture_on_a_sqlite_store(pytester, tmp_path):
+    """``--sora-mock-store``: the user's tests run unchanged on a shared store, each starting clean."""
+    pytester.makepyfile(test_user=USER_TEST + '''
+
+def test_store_is_sqlite_and_each_test_starts_clean(sora_mock):
+    assert sora_mock.admin("GET", "health")["store"]["kind"] == "sqlite"
+    assert sora_mock.jobs() == []
+''')
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "--sora-mock-store",
+                                           f"sqlite:///{tmp_path}/plugin.db")
+    result.assert_outcomes(passed=3)

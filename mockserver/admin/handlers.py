@@ -9,6 +9,7 @@ serves, an id already used) is checked here; errors are the admin envelope ``{"e
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 from typing import Any
@@ -85,7 +86,10 @@ async def health(state: Any, request: web.Request, body: Any) -> web.Response:
                "base_url": state.base_url(m.provider, m.host_id), "real_base_url": m.host["base_url"]}
               for m in state.mounts]
     return _json({"status": "ok", "mock": "sora-remix-mock", "version": __version__, "clock": state.config.clock,
-                  "speed": state.config.speed, "jobs": len(state.store), "mounts": mounts})
+                  "speed": state.config.speed, "jobs": len(state.store), "mounts": mounts,
+                  "store": state.store_info(),
+                  "worker": {"index": state.config.worker or 0, "pid": os.getpid(),
+                             "workers": state.config.workers}})
 
 
 async def list_jobs(state: Any, request: web.Request, body: Any) -> web.Response:
@@ -307,7 +311,7 @@ async def journal(state: Any, request: web.Request, body: Any) -> web.Response:
 
 async def webhooks(state: Any, request: web.Request, body: Any) -> web.Response:
     """``listWebhookDeliveries``: every delivery with its attempts."""
-    return _json({"deliveries": [d.to_json() for d in state.webhooks.deliveries]})
+    return _json({"deliveries": state.webhooks.listing()})
 
 
 async def reset(state: Any, request: web.Request, body: Any) -> web.Response:

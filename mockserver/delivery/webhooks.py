@@ -27,6 +27,9 @@ from .signing import signature_headers
 
 log = logging.getLogger("mockserver.webhooks")
 
+#: Delivery snapshots kept in a shared store (``GET /__mock/webhooks`` of any worker lists them).
+KEEP_SHARED = 2000
+
 
 @dataclass
 class Delivery:
@@ -101,9 +104,29 @@ class WebhookDispatcher:
             await self._session.close()
 
     def reset(self) -> None:
-        """Forget watched jobs and deliveries (admin reset)."""
+        """Forget watched jobs and deliveries (admin reset; every worker's deliveries with a shared store)."""
         self.watch.clear()
         self.deliveries.clear()
+        if self.state.backend is not None:
+            self.state.backend.list_clear("deliveries")
+
+    def listing(self) -> list[dict]:
+        """Every delivery with its attempts, as the admin API lists them.  With a shared store: the deliveries
+        of every worker (the last :data:`KEEP_SHARED` records), each as of its latest attempt."""
+        backend = self.state.backend
+        if backend is None:
+            return [d.to_json() for d in self.deliveries]
+        latest: dict[int, dict] = {}
+        for raw in backend.list_read("deliveries", KEEP_SHARED):
+            record = json.loads(raw)
+            latest[record["id"]] = record  # a later snapshot of the same delivery replaces the earlier one
+        return list(latest.values())
+
+    def _publish(self, d: Delivery) -> None:
+        """Write a snapshot of ``d`` to the shared store (no-op with the memory store)."""
+        backend = self.state.backend
+        if backend is not None:
+            backend.list_push("deliveries", json.dumps(d.to_json(), separators=(",", ":")), KEEP_SHARED)
 
     async def _run(self) -> None:
         while True:
@@ -123,7 +146,10 @@ class WebhookDispatcher:
         """Queue events for jobs that became terminal, then send every delivery that is due."""
         now = self.state.clock.now()
         still = []
+        shared = self.state.backend is not None
         for job, family, url in self.watch:
+            if shared:  # another worker may have cancelled, advanced or deleted it
+                job = self.state.store.reload(job)
             st = eng.state_at(job, now)
             if st.terminal and not job.deleted:
                 try:
@@ -134,11 +160,16 @@ class WebhookDispatcher:
                 if event is None:  # e.g. a cancelled aigateway job: the contract declares no event
                     continue
                 signing = family.webhook_signing
-                self.deliveries.append(Delivery(next(self._ids), job.provider, job.id, url, event[0], event[1],
-                                                signing))
+                did = self.state.backend.incr("delivery_ids") if shared else next(self._ids)
+                delivery = Delivery(did, job.provider, job.id, url, event[0], event[1], signing)
+                self.deliveries.append(delivery)
+                self._publish(delivery)
             elif not job.deleted:
                 still.append((job, family, url))
         self.watch = still
+        if shared:  # the store keeps the record of finished deliveries (bounded); this process forgets them
+            limit = self.state.config.webhook_max_attempts
+            self.deliveries = [d for d in self.deliveries if not d.delivered and len(d.attempts) < limit]
         due = [d for d in self.deliveries if not d.delivered and not d.in_flight and d.next_at <= time.monotonic()
                and len(d.attempts) < self.state.config.webhook_max_attempts]
         for d in due:  # each attempt on its own: a receiver that hangs (up to 15 s) delays no other delivery
@@ -169,6 +200,10 @@ class WebhookDispatcher:
         except Exception as exc:  # connection refused, timeout ...
             record["error"] = f"{type(exc).__name__}: {exc}"[:200]
         d.attempts.append(record)
+        try:
+            self._publish(d)
+        except Exception:  # the store went away: the delivery itself happened
+            log.warning("webhook delivery %s could not be recorded in the store", d.id)
         if not d.delivered:
             d.next_at = time.monotonic() + self.state.config.webhook_backoff * (2 ** (len(d.attempts) - 1))
         d.in_flight = False

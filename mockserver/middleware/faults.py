@@ -363,6 +363,9 @@ class Faults:
                                       headers={"Retry-After": str(max(1, math.ceil(wait)))})
             return await nxt(request)
 
+        if getattr(book, "always", False):  # a shared book: another worker may add a rule at any moment
+            return faulted
+
         def active(request: web.Request) -> bool:
             return bool(book.rules) or book.rate_limited or FAULT_HEADER in request.headers
 

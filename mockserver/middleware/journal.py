@@ -68,6 +68,7 @@ class Journal:
         if route.kind == "admin":
             return None
         append = self.entries.append
+        finish = getattr(self.entries, "finish", None)  # a shared journal writes the answered entry
         provider = route.provider
         operation = route.op.operation_id if route.op is not None else None
         clock, perf = time.time, time.perf_counter
@@ -87,6 +88,8 @@ class Journal:
                 entry.duration_ms = (perf() - start) * 1000
                 if len(request):  # the request's own state is empty unless a layer noted something
                     entry.fault = request.get(FAULT_KEY)
+                if finish is not None:
+                    finish(entry)
 
         return journaled
 

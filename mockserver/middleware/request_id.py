@@ -17,7 +17,7 @@ from aiohttp import web
 
 from specs import Operation
 
-from ..http import admin_error, error_response
+from ..http import ServiceUnavailable, admin_error, error_response
 from .compose import Handler, Route
 
 log = logging.getLogger("mockserver")
@@ -79,8 +79,8 @@ class RequestIds:
         async def stamped(request: web.Request) -> web.StreamResponse:
             try:
                 response = await nxt(request)
-            except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
-                raise
+            except (web.HTTPException, asyncio.CancelledError, ConnectionResetError, ServiceUnavailable):
+                raise  # a store that went away is the store guard's (a 503), not a mock bug
             except Exception as exc:  # a mock bug still answers in the provider's envelope, and is logged
                 log.exception("mock error in %s %s", request.method, op.path if op else request.path)
                 message = f"mock internal error: {type(exc).__name__}"

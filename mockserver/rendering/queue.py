@@ -182,7 +182,7 @@ class QueueFamily(QueueOutputs):
         last = None
         try:
             while True:
-                st = self.job_state(job)
+                st = self.job_state(self.store.reload(job))  # a shared store: another worker may move it
                 text = json.dumps(self.status_body(job, st, logs), separators=(",", ":"))
                 if text != last:
                     await resp.write(f"data: {text}\n\n".encode())

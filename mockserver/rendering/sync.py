@@ -55,7 +55,7 @@ class SyncFamily(QueueOutputs):
         manual = self.state.config.clock == "manual"
         while True:
             moved = self.state.jobs_moved_event()  # taken before the read: a later advance wakes us
-            st = self.job_state(job)
+            st = self.job_state(self.store.reload(job))  # a shared store: another worker may have moved it
             if st.terminal:
                 return st
             left = deadline - time.monotonic()
@@ -66,6 +66,8 @@ class SyncFamily(QueueOutputs):
                 delay = MANUAL_POLL_SECONDS
             else:
                 delay = max(0.001, st.next_change_in / self.state.config.speed)
+            if self.store.shared:  # an advance through another worker wakes no event here
+                delay = min(delay, MANUAL_POLL_SECONDS)
             try:
                 await asyncio.wait_for(moved.wait(), min(delay, left))
             except TimeoutError:

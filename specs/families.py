@@ -29,6 +29,7 @@ CAPABILITIES: dict[str, str] = {
     "delete": "delete a finished job",
     "stream": "follow a job's status as a stream (Server-Sent Events)",
     "remix": "create a job from a finished one (x-kind / x-source of a creating operation say which)",
+    "extend": "create a job that continues a finished one; its duration is the stitched total (role extend)",
     "characters": "create a reusable character from an uploaded video and read it back (a resource, not a job)",
 }
 
@@ -98,10 +99,11 @@ TABLE: dict[str, Family] = {f.name: f for f in (
     Family(
         name="video_object",
         summary="POST returns a video object; poll GET /videos/{id}; download /content (openai, gptge)",
-        roles=_roles(create=(), remix=(), edit=(), extend=(), retrieve={"poll"}, content={"result", "download"},
+        roles=_roles(create=(), remix=(), edit=(), extend={"extend"}, retrieve={"poll"}, content={"result", "download"},
                      list={"list"}, delete={"delete"}, character_create={"characters"},
                      character_retrieve={"characters"}),
-        capabilities=frozenset({"submit", "poll", "result", "download", "list", "delete", "remix", "characters"}),
+        capabilities=frozenset({"submit", "poll", "result", "download", "list", "delete", "remix", "extend",
+                                "characters"}),
         adapter="mockserver.rendering.video_object.VideoObjectFamily",
         driver="conformance.drivers.video_object.VideoObjectDriver",
     ),

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -282,10 +283,12 @@ def callback_body_pointers(document: dict, op: specs.Operation) -> list[str]:
 
 def request_body(contract: specs.Contract, op: specs.Operation, kind: str | None = None,
                  source_ref: str | None = None) -> tuple[str, Any] | None:
-    """A valid JSON request body for ``op`` (creating a job of ``kind``, remixing ``source_ref``), or None
-    when the operation takes no body. Taken from the first request example that validates (as vendored,
-    minus webhook URL fields), else built from the schema with :func:`minimal_instance`; the result is
-    checked against the schema, so a contract no valid body can be built for fails loudly.
+    """A valid request body for ``op`` (creating a job of ``kind``, remixing ``source_ref``), or None
+    when the operation takes no body: JSON when the operation accepts it, else ``multipart/form-data`` (a dict
+    whose file parts are :data:`UPLOAD_MP4` bytes; send it with :func:`multipart_files`). Taken from the first
+    request example that validates (as vendored, minus webhook URL fields), else built from the schema with
+    :func:`minimal_instance`; the result is checked against the schema, so a contract no valid body can be
+    built for fails loudly.
 
     Returns ``(media_type, body)``.
     """
@@ -299,8 +302,10 @@ def request_body(contract: specs.Contract, op: specs.Operation, kind: str | None
         return None
     rb = deref(document, rb)
     media = "application/json" if "application/json" in rb["content"] else next(iter(rb["content"]))
-    assert media.endswith("json"), f"{op.operation_id}: only JSON bodies are built here, not {media}"
+    multipart = media == "multipart/form-data"
+    assert media.endswith("json") or multipart, f"{op.operation_id}: only JSON and form bodies are built here"
     schema = rb["content"][media]["schema"]
+    files = _file_properties(document, schema) if multipart else set()
     candidates = []
     for ex in iter_examples(contract.openapi):
         if ex.where.startswith(f"{op.method} {op.spec_path} request {media}:") and not ex.expected_invalid:
@@ -323,12 +328,38 @@ def request_body(contract: specs.Contract, op: specs.Operation, kind: str | None
                 set_pointer(body, source["pointer"], source_ref or "missing-source")
             else:
                 remove_pointer(body, source["pointer"])
+        for name in files & set(body):
+            body[name] = "upload"  # a file part validates as any non-structured value (BinaryFile)
         errors = schema_errors_at(document, schema, body)
         if not errors:
             assert kind is None or op.kind_for(body) == kind, (op.operation_id, kind, body)
-            return media, body
+            return media, {k: (UPLOAD_MP4 if k in files else v) for k, v in body.items()}
         problems.append((body, errors))
     raise AssertionError(f"{contract.id} {op.operation_id}: no valid request body could be built: {problems}")
+
+
+#: The bytes of a file part of a built form body: a real MP4 (64x64, 1 s, H.264), the suite's upload sample.
+UPLOAD_MP4 = (Path(__file__).resolve().parent.parent / "conformance" / "samples" / "upload.mp4").read_bytes()
+
+
+def _file_properties(document: dict, schema: Any) -> set[str]:
+    """Properties of a form schema that are file parts (``contentMediaType`` or ``format: binary``)."""
+    schema = deref(document, schema)
+    out = set()
+    for name, prop in ((schema or {}).get("properties") or {}).items():
+        prop = deref(document, prop)
+        if isinstance(prop, dict) and ("contentMediaType" in prop or prop.get("format") == "binary"):
+            out.add(name)
+    return out
+
+
+def multipart_files(body: dict[str, Any]) -> list[tuple[str, tuple]]:
+    """httpx ``files=`` for a form body built by :func:`request_body`: bytes as an ``upload.mp4`` file part,
+    text as a plain field, anything else as its JSON text."""
+    import json
+
+    return [(k, ("upload.mp4", v, "video/mp4") if isinstance(v, bytes) else
+             (None, v if isinstance(v, str) else json.dumps(v))) for k, v in body.items()]
 
 
 def schema_errors_at(document: dict, schema: Any, value: Any) -> list[str]:

@@ -36,6 +36,7 @@ from mock_contract_support import (
     deref,
     family_problems,
     job_kinds,
+    multipart_files,
     request_body,
 )
 
@@ -46,7 +47,9 @@ CONTRACTS = specs.load_all()
 QUEUED, RUNNING = 10.0, 10.0
 TIMINGS = {pid: {"queued_seconds": QUEUED, "in_progress_seconds": RUNNING} for pid in CONTRACTS}
 READ_ROLES = {"retrieve", "status", "status_stream", "result", "content", "cancel", "delete", "list"}
-CREATE_ROLES = {"create", "submit", "run", "remix", "edit"}
+CREATE_ROLES = {"create", "submit", "run", "remix", "edit", "extend"}
+#: Roles of resources that are not jobs (openai's characters): checked by the error matrix only.
+RESOURCE_ROLES = {"character_create", "character_retrieve"}
 BLOCKING_ROLES = {"run", "status_stream"}
 FAULTS = {"rate_limit": "rate_limited", "server_error": "server_error", "bad_gateway": "bad_gateway",
           "unavailable": "unavailable"}
@@ -109,6 +112,8 @@ class Driver:
         if raw is not None:
             kwargs["content"] = raw
             hdrs.setdefault("Content-Type", media or "application/json")
+        elif body is not None and media == "multipart/form-data":
+            kwargs["files"] = multipart_files(body)
         elif body is not None:
             kwargs["json"] = body
         client = self.clients[op.host]
@@ -252,7 +257,7 @@ def _cases(kind: str) -> list:
             if kind == "state" and op.role in READ_ROLES:
                 for state in [*states_for(contract), "unknown"]:
                     out.append(pytest.param(pid, op.operation_id, state, id=f"{label}-{state}"))
-            elif kind == "source" and op.role in CREATE_ROLES and op.may_remix:
+            elif kind == "source" and op.role in CREATE_ROLES and op.sourced:
                 for state in [*states_for(contract), "unknown"]:
                     out.append(pytest.param(pid, op.operation_id, state, id=f"{label}-source-{state}"))
             elif kind == "generate" and op.role in CREATE_ROLES and "generate" in job_kinds(op):
@@ -261,7 +266,7 @@ def _cases(kind: str) -> list:
                                             id=f"{label}-{'failing' if failing else 'ok'}"))
             elif kind == "errors":
                 cases = ["no_credentials", "wrong_scheme", "wrong_key", *FAULTS]
-                if _path_params(op) and op.role in READ_ROLES:
+                if _path_params(op) and op.role in READ_ROLES | {"character_retrieve"}:
                     cases.append("unknown_id")
                 if "requestBody" in op.definition:
                     cases.append("empty_body")
@@ -335,7 +340,7 @@ def test_remix_with_its_source_in_each_state(driver, pid, operation, state):
     op = driver.contract.operation(operation)
     source = driver.job_in(state)
     ref = driver.source_ref(source) if state != "unknown" else driver.source_ref(driver.unknown_id())
-    media, body = _valid_request(driver, op, "remix", ref)
+    media, body = _valid_request(driver, op, "remix" if op.may_remix else "extend", ref)
     r = driver.call(op, ids=_ids_for(driver, op, source=ref), body=body, media=media)
     if state == "completed":
         assert 200 <= r.status_code < 300, r.text
@@ -381,7 +386,7 @@ def test_error_answers_are_in_the_contract(driver, pid, operation, case):
         raw = b"{}"
     elif case == "bad_query":
         params = _bad_query(driver.contract, op)
-    if _path_params(op) and case != "unknown_id":  # address a real, completed job or source
+    if _path_params(op) and case != "unknown_id" and op.role not in RESOURCE_ROLES:  # a real, completed job
         job = driver.job_in("completed")
         ids = _ids_for(driver, op, job=job, source=driver.source_ref(job))
     r = driver.call(op, ids=ids, body=body, media=media, headers=headers, auth=auth, params=params, raw=raw)
@@ -401,4 +406,4 @@ def test_every_operation_of_every_contract_is_in_the_matrix():
     every = {(pid, op.operation_id) for pid, c in CONTRACTS.items() for op in c.operations()}
     assert covered == every
     roles = {op.role for c in CONTRACTS.values() for op in c.operations()}
-    assert roles <= READ_ROLES | CREATE_ROLES, roles - READ_ROLES - CREATE_ROLES
+    assert roles <= READ_ROLES | CREATE_ROLES | RESOURCE_ROLES, roles - READ_ROLES - CREATE_ROLES - RESOURCE_ROLES

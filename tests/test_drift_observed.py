@@ -7,15 +7,17 @@ installed by wrapping ``build_app`` for the EmbeddedMock under test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 from aiohttp import web
 
+import conformance.http
 import mockserver.embedded as embedded
 import specs
 from conformance.drift.findings import Report
-from conformance.drift.flows import FlowOptions, resolve_hosts, run_flow
+from conformance.drift.flows import FlowOptions, FlowRunner, resolve_hosts, run_flow
 from conformance.drift.observed import check_cassette
 from conformance.drift.recorder import Recorder
 from mockserver.embedded import EmbeddedMock
@@ -58,15 +60,104 @@ def kinds(report: Report) -> set[tuple[str, str, str]]:
     return {(f.kind, f.severity, f.pointer) for f in report.findings}
 
 
-@pytest.mark.parametrize("provider", ["openai", "fal", "aigateway"])
+FLOW_STEPS = {  # the labels each provider's flow records, in order (a polling run counted once)
+    "openai": ["create", "poll", "content", "remix", "poll-remix", "list", "probe-unknown-id", "probe-no-auth",
+               "delete"],
+    "gptge": ["create", "poll", "content", "download", "remix", "poll-remix", "probe-unknown-id", "probe-no-auth"],
+    "fal": ["submit", "poll", "result", "download", "submit-remix", "poll-remix", "result-remix",
+            "cancel-completed", "probe-unknown-id", "probe-no-auth", "run", "download", "run-remix",
+            "download-remix", "probe-no-auth"],
+    "sunra": ["submit", "poll", "result", "download", "submit-remix", "poll-remix", "result-remix",
+              "cancel-completed", "probe-unknown-id", "probe-no-auth"],
+    "aigateway": ["submit", "poll", "download", "submit-remix", "poll-remix", "cancel-completed",
+                  "probe-unknown-id", "probe-no-auth"],
+    "onerouter": ["run-remix", "download-remix", "probe-no-auth"],
+}
+
+
+def runs(labels: list) -> list:
+    return [label for i, label in enumerate(labels) if i == 0 or labels[i - 1] != label]
+
+
+@pytest.mark.parametrize("provider", sorted(FLOW_STEPS))
 def test_unchanged_mock_has_no_drift(provider):
     with EmbeddedMock(providers=[provider], speed=50) as mock:
         rec, errors = record(provider, mock)
     assert errors == []
+    labels = [i.label for i in rec.cassette.interactions]
+    assert runs(labels) == FLOW_STEPS[provider]
+    assert all(i.status == 200 for i in rec.cassette.interactions if i.label == "delete")
+    probes = [i.status for i in rec.cassette.interactions if i.label in ("probe-unknown-id", "probe-no-auth")]
+    assert probes and all(s >= 400 for s in probes)
+    assert all(i.request["headers"].get("authorization") in (None, "[REDACTED]")
+               for i in rec.cassette.interactions)
+    assert KEY not in json.dumps(rec.cassette.to_json())
     report = check_cassette(rec.cassette)
-    assert len(rec.cassette.interactions) > 8
     assert report.operations, "no operation was matched"
     assert report.findings == [], [f.to_json() for f in report.findings]
+
+
+def test_fal_generation_keeps_its_output_remixable():
+    """KEEP_REMIXABLE: fal deletes an output by default; the flow's generations ask to keep it."""
+    with EmbeddedMock(providers=["fal"], speed=50) as mock:
+        rec, errors = record("fal", mock)
+    assert errors == []
+    creates = [i for i in rec.cassette.interactions if i.label in ("submit", "run")]
+    assert creates and all(i.request["body"]["delete_video"] is False for i in creates)
+
+
+class RefusePosts:
+    """A per-request spend guard (the protocol of conformance.spend.SpendGuard) that refuses every POST."""
+
+    def __init__(self):
+        self.seen: list[str] = []
+
+    def before(self, request):
+        self.seen.append(request.method)
+        if request.method == "POST":
+            raise RuntimeError("POST refused by the test guard")
+
+    def after(self, request, response):
+        pass
+
+    def release(self, request):
+        pass
+
+
+def test_every_flow_request_passes_the_recorders_spend_guard():
+    """The guard given to the Recorder sits in the drivers' HTTP client: a refused create is not sent, not
+    recorded, and ends the flow with one line; the free requests after it still go through the guard."""
+    contract = specs.load("openai")
+    guard = RefusePosts()
+    with EmbeddedMock(providers=["openai"], speed=50) as mock:
+        hosts = resolve_hosts(contract, mock.base_url("openai"))
+        rec = Recorder(provider="openai", hosts=hosts, secrets=[KEY], guard=guard)
+        result = run_flow(contract, hosts, KEY, rec, FlowOptions(poll_interval=0.02, poll_timeout=20, remix=False),
+                          free_hosts={"api"})
+        journal = mock.admin("GET", "journal")["requests"]
+    assert result.errors == ["create: refused by the spend guard: POST refused by the test guard"]
+    assert guard.seen == ["POST"]
+    assert rec.cassette.interactions == [] and journal == []
+    assert rec.cassette.meta["flow_errors"] == result.errors
+
+
+def test_a_body_the_client_cuts_is_recorded_whole(monkeypatch):
+    """The suite's client keeps only the start of a big body; the flow gives the recorder the whole download,
+    so the summary (length, sha256) covers every byte and --store-binary keeps the exact bytes."""
+    monkeypatch.setattr(conformance.http, "BODY_KEEP_BYTES", 64)
+    contract = specs.load("openai")
+    with EmbeddedMock(providers=["openai"], speed=50) as mock:
+        hosts = resolve_hosts(contract, mock.base_url("openai"))
+        rec = Recorder(provider="openai", hosts=hosts, secrets=[KEY], store_binary=True)
+        runner = FlowRunner(contract, hosts, KEY, rec, FlowOptions(poll_interval=0.02, poll_timeout=20,
+                                                                   remix=False, probes=False))
+        assert runner.run().errors == []
+    content = next(i for i in rec.cassette.interactions if i.label == "content")
+    body = content.response["body"]
+    assert "truncated" not in body and body["length"] > 64
+    blob = rec.cassette.blobs[body["blob"]]
+    assert len(blob) == body["length"] and hashlib.sha256(blob).hexdigest() == body["sha256"]
+    assert runs([s["label"] for s in runner.result.steps]) == ["create", "poll", "content", "list", "delete"]
 
 
 def test_changed_openai_mock_is_reported_with_the_right_classes(monkeypatch):

@@ -6,7 +6,8 @@ Modules (each usable as a library):
   contract kernel: the mock's ``--replay`` reads it too).
 - :mod:`.redact` -- secret redaction applied when traffic is captured.
 - :mod:`.recorder` -- :class:`Recorder`: httpx transports that record any client's traffic.
-- :mod:`.flows` -- scripted per-family flows (``run_flow``) under the spend guard.
+- :mod:`.flows` -- scripted per-family flows (``run_flow``) over the conformance family drivers, under the
+  spend guard.
 - :mod:`.observed` -- ``check_cassette``: observed traffic vs the contract.
 - :mod:`.specdiff` -- ``diff_contracts``: contract vs contract.
 - :mod:`.findings` -- :class:`Finding`, :class:`Report` and the text/JSON/JUnit/Markdown renderers.

@@ -1,7 +1,9 @@
-"""Scripted recording flows, one per protocol family, built only from the contract's ``x-role`` operations.
+"""Scripted recording flows, one per protocol family, run through the conformance family drivers.
 
-A flow drives a provider (the mock or the real service) through a realistic remix journey and lets a
-:class:`~conformance.drift.recorder.Recorder` capture every exchange:
+A flow drives a provider (the mock or the real service) through a realistic remix journey with the suite's
+own lifecycle drivers (:mod:`conformance.drivers`: one client per family, built from the contract's
+``x-role`` operations and provider.yaml) and lets a :class:`~conformance.drift.recorder.Recorder` capture
+every exchange through the hooks of the suite's HTTP client (:class:`conformance.http.Client`):
 
 ============== =====================================================================================
 family          steps (labels as recorded)
@@ -16,19 +18,23 @@ sync            ``run`` (generate, when the host has one) -> ``download`` -> ``r
 ============== =====================================================================================
 
 Probes cost nothing: ``probe-unknown-id`` (an id that does not exist, must fail) and ``probe-no-auth`` (no
-credentials, must fail). Request bodies are built from the request schema (required fields, the ``x-kind``
-model mapping, the ``x-source`` pointer), so a contract change is exercised without code changes.
+credentials, must fail). Request bodies come from the suite's builder (:func:`conformance.bodies.build`:
+a vendored example or the schema's minimal instance, the ``x-kind`` model mapping, the ``x-source``
+pointer, provider.yaml ``mock.params``), so a contract change is exercised without code changes; this
+module only sets the flow's prompt and :data:`KEEP_REMIXABLE`. What stays here is the script (which step
+follows which, under which label) and the polling cadence of a recording (``--poll-interval``).
 
-The conformance lifecycle drivers (conformance/drivers/, another module) did not exist when this was
-written; these flows are the minimal per-family runners the drift recorder needs. Spending is guarded twice,
-with the rules of the conformance spend guard (conformance/spend.py): :func:`check_spend` refuses a whole
-flow before anything is sent, and the CLI also puts ``conformance.spend.SpendGuard`` on every request
-(see ``Recorder(guard=...)``).
+Spending is guarded twice, with the rules of the conformance spend guard (conformance/spend.py):
+:func:`check_spend` refuses a whole flow before anything is sent, and the guard the CLI builds
+(``Recorder(guard=...)``, a ``conformance.spend.SpendGuard``) sits in the drivers' HTTP client, so it sees
+every request. API keys are scrubbed by the recorder's redactor when an exchange is captured.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,10 +42,15 @@ from urllib.parse import urlsplit
 import httpx
 
 from specs import Contract, Operation, mount_prefix
-from specs.pointers import set_pointer
+from specs.families import SOURCED_KINDS
+from specs.pointers import get_pointer, resolve_pointer, set_pointer, tokens
 
+from .. import schema as sch
+from ..bodies import BodyError, Request, build
+from ..drivers import DRIVERS, Driver, DriverError, Job, Result, Snapshot
+from ..http import Client, Credentials, Exchange
+from ..spend import SpendBlocked
 from .recorder import Recorder, origin
-from .schemawalk import MISSING, SchemaWalker, esc
 
 DEFAULT_PROMPT = "A paper boat drifting across a calm pond at dawn, slow pan (conformance drift recording)"
 UNKNOWN_ID = "drift-probe-0000000000000000"
@@ -63,7 +74,7 @@ class FlowOptions:
     Attributes:
         poll_interval: longest wait between two polls, seconds (a provider hint such as
             ``openai-poll-after-ms`` or ``Retry-After`` may shorten or lengthen a wait).
-        poll_timeout: give up polling one job after this many seconds.
+        poll_timeout: give up polling one job after this many seconds (a synchronous call may block this long).
         request_timeout: timeout of one HTTP request, seconds.
         seconds: requested clip length where the request has a ``seconds``/``duration`` field.
         prompt: the generation prompt.
@@ -74,7 +85,7 @@ class FlowOptions:
         max_spend_usd: budget in USD for those calls (estimated with provider.yaml ``pricing.usd_per_second``);
             a provider without a documented price cannot be bounded, so its billable calls are refused.
         free_only: skip every billable operation (record probes, lists and error shapes only).
-        verify: TLS verification for httpx (True, False, or a CA bundle path).
+        verify: TLS verification of the HTTP client (True, False, or a CA bundle path).
     """
 
     poll_interval: float = 2.0
@@ -106,6 +117,7 @@ class FlowResult:
 
     @property
     def ok(self) -> bool:
+        """True when no step failed."""
         return not self.errors
 
 
@@ -149,84 +161,36 @@ def resolve_hosts(contract: Contract, base_url: str, host_urls: dict[str, str] |
 
 
 # -- request bodies -----------------------------------------------------------------------------------
-def _sample(walker: SchemaWalker, ptr: str | None, name: str, options: FlowOptions) -> Any:
-    if name == "prompt":
-        return options.prompt
-    if ptr is None:
-        return "sample"
-    node, _ = walker.deref(ptr)
-    flat = walker.flatten(ptr, None)
-    if isinstance(node, dict) and "default" in node:
-        return node["default"]
-    if flat.const is not MISSING:
-        return flat.const
-    if flat.enum:
-        return flat.enum[0]
-    types = flat.types or {"string"}
-    if "string" in types:
-        return "sample"
-    if "integer" in types or "number" in types:
-        return int((node or {}).get("minimum", 1)) if isinstance(node, dict) else 1
-    if "boolean" in types:
-        return False
-    if "array" in types:
-        return []
-    if "object" in types:
-        return {}
-    return None
+def flow_request(contract: Contract, op: Operation, kind: str, source_id: str | None,
+                 options: FlowOptions) -> Request:
+    """The request a flow sends to ``op`` to create a job of ``kind`` (``generate``/``remix``).
 
+    Built by the suite's :func:`conformance.bodies.build` (valid against the request schema; the clip length
+    ``options.seconds`` where the contract allows it, else the cheapest allowed length and size; the source at
+    ``x-source``; for a generation the provider's "delete output" flag off), then given ``options.prompt`` and,
+    for a generation, the :data:`KEEP_REMIXABLE` fields the request schema declares.
 
-def _length_value(walker: SchemaWalker, ptr: str, seconds: int) -> Any:
-    flat = walker.flatten(ptr, None)
-    if flat.enum:
-        for v in flat.enum:
-            if str(v) == str(seconds):
-                return v
-        numeric = sorted((v for v in flat.enum if str(v).isdigit()), key=lambda v: int(str(v)))
-        return numeric[0] if numeric else flat.enum[0]
-    types = flat.types or {"integer"}
-    return seconds if ("integer" in types or "number" in types) else str(seconds)
-
-
-def request_body(contract: Contract, op: Operation, kind: str, source_id: str | None,
-                 options: FlowOptions) -> tuple[str | None, dict | None]:
-    """``(media type, body)`` for a request to ``op`` creating a job of ``kind`` (``generate``/``remix``).
-
-    The body holds the schema's required fields (prompt, model ...), the model the ``x-kind`` mapping
-    names for ``kind``, the remix source at the ``x-source`` body pointer, the clip length (``seconds`` /
-    ``duration`` fields) and :data:`KEEP_REMIXABLE` fields the schema declares. JSON is preferred; a
-    multipart-only operation gets its fields as multipart parts.
+    Raises:
+        FlowError: no valid request can be built from the contract.
     """
-    rb = op.definition.get("requestBody")
-    if not isinstance(rb, dict):
-        return None, None
-    walker = SchemaWalker(contract.openapi)
-    rb_ptr = f"#/paths/{esc(op.spec_path)}/{op.method.lower()}/requestBody"
-    rb, rb_ptr = walker.deref(rb_ptr)
-    content = rb.get("content") or {}
-    ctype = "application/json" if "application/json" in content else next(iter(content), None)
-    if ctype is None:
-        return None, None
-    schema_ptr = f"{rb_ptr}/content/{esc(ctype)}/schema"
-    body: dict[str, Any] = {}
-    if isinstance(op.kind, dict):
-        model = next((m for m, k in (op.kind.get("map") or {}).items() if k == kind), None)
-        if model is not None:
-            set_pointer(body, op.kind.get("pointer", "/model"), model)
-    if kind == "remix" and op.source and op.source.get("in") == "body" and source_id:
-        set_pointer(body, op.source.get("pointer", "/video_id"), source_id)
-    flat = walker.flatten(schema_ptr, body)
-    for name, value in KEEP_REMIXABLE.items():
-        if name in flat.properties and kind != "remix":
-            body.setdefault(name, value)
-    for name in ("seconds", "duration"):
-        if name in flat.properties and name not in body and kind != "remix":
-            body[name] = _length_value(walker, flat.properties[name], options.seconds)
-            break
-    for name in sorted(flat.required):
-        if name not in body:
-            body[name] = _sample(walker, flat.properties.get(name), name, options)
-    return ctype, body
+    sourced = kind in SOURCED_KINDS
+    try:
+        req = build(contract, op, kind, source_id=source_id if sourced else None, seconds=options.seconds,
+                    keep_output=not sourced, cheapest=True)
+    except BodyError as exc:
+        raise FlowError(str(exc)) from None
+    if not isinstance(req.body, dict):
+        return req
+    prompt = (contract.params_rules().get("prompt") or {}).get("pointer", "/prompt")
+    if get_pointer(req.body, prompt) is not None:
+        set_pointer(req.body, prompt, options.prompt)
+    rs = sch.request_schema(contract, op)
+    if not sourced and rs is not None:
+        schema = resolve_pointer(contract.openapi, rs[1])
+        for name, value in KEEP_REMIXABLE.items():
+            if name not in req.body and sch.schema_at(contract.openapi, schema, tokens("/" + name)) is not None:
+                req.body[name] = value
+    return req
 
 
 # -- spend guard --------------------------------------------------------------------------------------
@@ -304,8 +268,57 @@ def check_spend(contract: Contract, hosts: dict[str, str], options: FlowOptions,
 
 
 # -- the runner ---------------------------------------------------------------------------------------
+class _Anonymous(Credentials):
+    """No API key: requests go without a credential header."""
+
+    def headers(self) -> dict[str, str]:
+        """No header."""
+        return {}
+
+
+def credentials_for(contract: Contract, api_key: str | None) -> Credentials:
+    """The :class:`~conformance.http.Credentials` provider.yaml ``auth`` prescribes for ``api_key`` (header,
+    preferred scheme, environment variable); without a key, credentials that add no header."""
+    auth = contract.auth
+    creds = Credentials(header=auth["header"], scheme=auth.get("preferred") or auth["schemes"][0],
+                        key=api_key or "", env=auth.get("env") or "")
+    if not api_key:
+        return _Anonymous(creds.header, creds.scheme, "", creds.env)
+    return creds
+
+
+class _RecorderGuard:
+    """The recorder's per-request guard in the drivers' HTTP client. The recorder's protocol lets a guard refuse
+    with any exception (``before`` raises); here every refusal becomes a
+    :class:`~conformance.spend.SpendBlocked`, which the flow reports as one line."""
+
+    def __init__(self, guard: Any):
+        self.guard = guard
+
+    def before(self, request: Any) -> None:
+        """Refuse ``request`` (raise :class:`~conformance.spend.SpendBlocked`) when the guard does."""
+        try:
+            self.guard.before(request)
+        except SpendBlocked:
+            raise
+        except Exception as exc:
+            raise SpendBlocked(str(exc), "refused") from None
+
+    def after(self, request: Any, response: Any) -> None:
+        """Count the answered request."""
+        self.guard.after(request, response)
+
+    def release(self, request: Any) -> None:
+        """Forget a request that got no answer."""
+        self.guard.release(request)
+
+
 class FlowRunner:
-    """Runs the family flows of one provider through a recorder (see the module docstring).
+    """Runs the family flows of one provider with the conformance family drivers, through a recorder (see
+    the module docstring).
+
+    Every request goes through one :class:`conformance.http.Client` whose hook hands each exchange to
+    ``recorder.record_exchange`` (labelled by the current step) and whose guard is ``recorder.guard``.
 
     Args:
         contract: the provider's contract.
@@ -319,60 +332,55 @@ class FlowRunner:
                  options: FlowOptions | None = None):
         self.contract = contract
         self.hosts = {k: v.rstrip("/") for k, v in hosts.items()}
-        self.api_key = api_key
         self.recorder = recorder
         self.options = options or FlowOptions()
         self.result = FlowResult(provider=contract.id)
-        self.client = recorder.client(verify=self.options.verify, timeout=self.options.request_timeout,
-                                      follow_redirects=False)
-        self._origins = {origin(u) for u in self.hosts.values()}
+        self.credentials = credentials_for(contract, api_key)
+        guard = None if recorder.guard is None else _RecorderGuard(recorder.guard)
+        self.client = Client(guard=guard, timeout=self.options.request_timeout, verify=self.options.verify,
+                             trust_env=not all(is_local(u) for u in self.hosts.values()))
+        self.client.hooks.append(self._capture)
+        self._label: str | None = None
+        self._last = None
 
     # -- plumbing -----------------------------------------------------------------------------------
-    def auth_headers(self) -> dict[str, str]:
-        auth = self.contract.auth
-        if not self.api_key:
-            return {}
-        scheme = auth.get("preferred") or auth["schemes"][0]
-        value = self.api_key if scheme == "raw" else f"{scheme} {self.api_key}"
-        return {auth["header"]: value}
+    def _capture(self, ex: Exchange) -> None:
+        self._last = self.recorder.record_exchange(ex)
+        if self._label is not None:
+            self.result.steps.append({"label": self._label, "method": ex.method,
+                                      "url": self.recorder.redactor.url(ex.url), "status": ex.status})
 
-    def call(self, label: str, expect: str | None, method: str, url: str, *, auth: bool = True,
-             json_body: Any = None, ctype: str | None = None, params: dict | None = None,
-             headers: dict | None = None) -> httpx.Response:
-        """One recorded request. Credentials go only to the provider's own hosts (never to a CDN URL).
+    @contextlib.contextmanager
+    def step(self, label: str, expect: str | None) -> Iterator[None]:
+        """Label the requests the drivers send inside the block; their errors become :class:`FlowError`."""
+        with self.recorder.step(label, expect):
+            self._label = label
+            try:
+                yield
+            except DriverError as exc:
+                raise FlowError(self.recorder.redactor.text(f"{label}: {exc}")) from None
+            except SpendBlocked as exc:
+                raise FlowError(self.recorder.redactor.text(f"{label}: refused by the spend guard: {exc}")) from None
+            finally:
+                self._label = None
+
+    def driver(self, host: str) -> Driver:
+        """The family driver of ``host`` (provider.yaml ``family``) on this runner's client.
 
         Raises:
-            FlowError: the request failed at the transport level.
+            FlowError: the family has no driver.
         """
-        hdrs = dict(headers or {})
-        if auth and origin(url) in self._origins:
-            hdrs.update(self.auth_headers())
-        kwargs: dict[str, Any] = {"headers": hdrs, "params": params}
-        if json_body is not None:
-            if ctype and ctype.startswith("multipart/"):
-                kwargs["files"] = [(k, (None, v if isinstance(v, str) else str(v))) for k, v in json_body.items()]
-            else:
-                kwargs["json"] = json_body
-        try:
-            with self.recorder.step(label, expect):
-                resp = self.client.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            msg = self.recorder.redactor.text(f"{label}: {method} {url}: {type(exc).__name__}: {exc}")
-            raise FlowError(msg) from None
-        self.result.steps.append({"label": label, "method": method, "url": self.recorder.redactor.url(url),
-                                  "status": resp.status_code})
-        return resp
+        family = next(h["family"] for h in self.contract.hosts if h["id"] == host)
+        cls = DRIVERS.get(family)
+        if cls is None:
+            raise FlowError(f"no flow for family {family!r}")
+        return cls(self.contract, host, self.hosts[host], self.client, self.credentials, mock=False,
+                   timeout=self.options.request_timeout, job_timeout=self.options.poll_timeout)
 
-    def url_for(self, op: Operation, value: str = "") -> str:
-        """Absolute URL of ``op`` on its host, every path parameter set to ``value``."""
-        path = op.path
-        for name in op.path_regex.groupindex:
-            path = path.replace("{" + name + "}", value)
-        return self.hosts[op.host] + path
-
-    def op(self, host: str, role: str, kind: str | None = None) -> Operation | None:
-        """The first operation of ``role`` on ``host`` (serving ``kind``); billable ones are skipped with ``free_only``."""
-        for o in self.contract.operations_by_role(role, host):
+    def op(self, driver: Driver, role: str, kind: str | None = None) -> Operation | None:
+        """The first operation of ``role`` on the driver's host (serving ``kind``); billable ones are skipped
+        with ``free_only``."""
+        for o in driver.ops.get(role, []):
             if o.billable and self.options.free_only:
                 continue
             if kind is None:
@@ -383,66 +391,109 @@ class FlowRunner:
                 return o
         return None
 
-    def _json(self, resp: httpx.Response) -> Any:
-        try:
-            return resp.json()
-        except ValueError:
-            return None
+    def _expect_ok(self, label: str, status: int, exchange: Exchange | None) -> None:
+        if status >= 400 or status == 0:
+            what = f"{exchange.method} {self.recorder.redactor.url(exchange.url)}" if exchange else "the request"
+            raise FlowError(f"{label}: {what} answered {status}")
 
-    def _expect_ok(self, label: str, resp: httpx.Response) -> Any:
-        if resp.status_code >= 400:
-            raise FlowError(f"{label}: {resp.request.method} {self.recorder.redactor.url(str(resp.request.url))} "
-                            f"answered {resp.status_code}")
-        return self._json(resp)
+    @staticmethod
+    def _url(driver: Driver, op: Operation, value: str = "") -> str:
+        """Absolute URL of ``op`` on the driver's host, every path parameter set to ``value``."""
+        return driver.url_of(op, {name: value for name in op.path_regex.groupindex})
 
-    def terminal(self, status: Any) -> bool:
-        """True when a provider status value maps onto a terminal neutral state (provider.yaml statuses)."""
-        if not isinstance(status, str):
-            return False
-        return any(n in ("completed", "failed", "cancelled") for n in self.contract.neutral_states(status))
+    def submit(self, driver: Driver, label: str, op: Operation, kind: str, source: str | None) -> Job:
+        """Create a job through the driver (one billable call when ``op`` is ``x-billable``).
 
-    def completed(self, status: Any) -> bool:
-        return isinstance(status, str) and "completed" in self.contract.neutral_states(status)
+        Raises:
+            FlowError: the body cannot be built, the request failed, or the answer is an error.
+        """
+        req = flow_request(self.contract, op, kind, source, self.options)
+        self.result.billable_calls += int(op.billable)
+        with self.step(label, "success"):
+            job = driver.submit(req)
+        self._expect_ok(label, job.submit.status, job.submit.exchange)
+        return job
 
-    def poll(self, label: str, url: str) -> dict:
-        """Poll ``url`` until its body's ``status`` is terminal; honours ``openai-poll-after-ms`` and
-        ``Retry-After``; a 304 (aigateway's poll-rate answer) keeps waiting. Returns the last body."""
+    def poll(self, driver: Driver, label: str, job: Job) -> Snapshot:
+        """Poll ``job`` through the driver until its status is terminal, at most ``poll_interval`` apart (an
+        ``openai-poll-after-ms``-like hint shortens the wait, a 429/5xx ``Retry-After`` lengthens it; a 304,
+        aigateway's poll-rate answer, keeps waiting). Returns the terminal snapshot.
+
+        Raises:
+            FlowError: an error answer, a failed request, or no terminal status within ``poll_timeout``.
+        """
         deadline = time.monotonic() + self.options.poll_timeout
-        last: dict = {}
+        last: Snapshot | None = None
         while True:
-            resp = self.call(label, "success", "GET", url)
+            job.next_poll_at = 0.0  # the recording's cadence is decided here, not by the driver's default
+            with self.step(label, "success"):
+                snap = driver.poll(job)
+            headers = snap.exchange.response_headers if snap.exchange else {}
             wait = self.options.poll_interval
-            if resp.status_code == 304:
+            if snap.not_modified:
                 pass
-            elif resp.status_code == 429 or resp.status_code >= 500:
-                wait = max(wait, _retry_after(resp) or wait)
+            elif snap.http_status == 429 or snap.http_status >= 500:
+                wait = max(wait, _retry_after(headers) or wait)
             else:
-                body = self._expect_ok(label, resp)
-                if isinstance(body, dict):
-                    last = body
-                    if self.terminal(body.get("status")):
-                        return body
-                hint = resp.headers.get("openai-poll-after-ms")
-                if hint and hint.isdigit():
-                    wait = min(wait, int(hint) / 1000.0)
+                self._expect_ok(label, snap.http_status, snap.exchange)
+                last = snap
+                if snap.terminal:
+                    return snap
+                for name in driver.poll_hint_headers:
+                    hint = headers.get(name.lower())
+                    if hint and hint.isdigit():
+                        wait = min(wait, int(hint) / 1000.0)
             if time.monotonic() + wait > deadline:
+                status = last.status if last is not None else None
                 raise FlowError(f"{label}: no terminal status after {self.options.poll_timeout:.0f} s "
-                                f"(last: {last.get('status')!r})")
+                                f"(last: {status!r})")
             time.sleep(wait)
 
-    def download(self, label: str, url: str | None) -> None:
-        if url and self.options.download:
-            self.call(label, "success", "GET", url)
+    def fetch(self, driver: Driver, label: str, job: Job) -> Result:
+        """The job's output through the driver (a request only where the family has one: ``content``,
+        ``result``); a cut binary body is completed in the cassette.
 
-    def probes(self, host: str, op: Operation | None, method: str = "GET") -> None:
+        Raises:
+            FlowError: the request failed or answered an error.
+        """
+        self._last = None
+        with self.step(label, "success"):
+            res = driver.result(job)
+        self._expect_ok(label, res.answer.status, res.answer.exchange)
+        for dl in res.prefetched.values():
+            if self._last is not None:
+                self.recorder.complete_body(self._last, dl.data)
+        return res
+
+    def download(self, driver: Driver, label: str, res: Result) -> None:
+        """Download the output's video (else its first asset) unless the driver already fetched it."""
+        if not self.options.download or not res.assets:
+            return
+        asset = next((a for a in res.assets if a.is_video), res.assets[0])
+        if asset.url in res.prefetched:
+            return
+        self._last = None
+        with self.step(label, "success"):
+            dl = driver.download(asset)
+        if dl.status is None:
+            raise FlowError(self.recorder.redactor.text(f"{label}: GET {asset.url}: "
+                                                        f"{dl.refused or (dl.exchange.error if dl.exchange else None) or 'no answer'}"))
+        if self._last is not None:
+            self.recorder.complete_body(self._last, dl.data)
+
+    def probes(self, driver: Driver, op: Operation | None) -> None:
         """The free error probes: an unknown id, and the same request without credentials."""
         if op is None or not self.options.probes:
             return
-        self.call("probe-unknown-id", "error", method, self.url_for(op, UNKNOWN_ID))
-        self.call("probe-no-auth", "error", method, self.url_for(op, UNKNOWN_ID), auth=False)
+        url = self._url(driver, op, UNKNOWN_ID)
+        with self.step("probe-unknown-id", "error"):
+            driver.send("GET", url, retry=False)
+        with self.step("probe-no-auth", "error"):
+            driver.send("GET", url, auth=False, retry=False)
 
     def mock_source(self, host: str) -> str | None:
-        """On a loopback mock, seed a completed source video through the admin API (not recorded)."""
+        """On a loopback mock, seed a completed source video through the admin API (not recorded: not a
+        provider request)."""
         base = self.hosts[host]
         if not is_local(base):
             return None
@@ -462,184 +513,118 @@ class FlowRunner:
             for h in self.contract.hosts:
                 if h["id"] not in self.hosts:
                     continue
-                fn = getattr(self, f"flow_{h['family']}", None)
-                if fn is None:
-                    self.result.errors.append(f"no flow for family {h['family']!r}")
-                    continue
                 try:
-                    fn(h["id"])
+                    getattr(self, f"flow_{h['family']}")(self.driver(h["id"]))
                 except FlowError as exc:
                     self.result.errors.append(str(exc))
         finally:
             self.client.close()
         return self.result
 
-    def _create(self, label: str, op: Operation, kind: str, source: str | None, url: str | None = None) -> httpx.Response:
-        ctype, body = request_body(self.contract, op, kind, source, self.options)
-        self.result.billable_calls += int(op.billable)
-        return self.call(label, "success", op.method, url or self.url_for(op, source or ""), json_body=body,
-                         ctype=ctype)
-
-    def flow_video_object(self, host: str) -> None:
+    def flow_video_object(self, d: Driver) -> None:
         """create -> poll -> content -> remix/edit -> poll -> list -> probes -> delete."""
-        create, retrieve = self.op(host, "create"), self.op(host, "retrieve")
-        content, remix = self.op(host, "content"), self.op(host, "remix") or self.op(host, "edit")
+        create, retrieve = self.op(d, "create"), self.op(d, "retrieve")
+        remix = self.op(d, "remix") or self.op(d, "edit")
         source = self.options.source_id
-        created: list[str] = []
+        created: list[Job] = []
         if create is not None and retrieve is not None:
-            job = self._expect_ok("create", self._create("create", create, "generate", None))
-            vid = (job or {}).get("id")
-            if not isinstance(vid, str):
-                raise FlowError("create: the answer has no id")
-            created.append(vid)
-            self.result.jobs["generate"] = vid
-            final = self.poll("poll", self.url_for(retrieve, vid))
-            self.result.outputs["generate"] = final
-            if self.completed(final.get("status")):
-                source = source or vid
-                if content is not None:
-                    resp = self.call("content", "success", "GET", self.url_for(content, vid))
-                    link = self._json(resp) if "json" in resp.headers.get("content-type", "") else None
-                    if isinstance(link, dict):
-                        self.download("download", link.get("url"))
-        source = source or self.mock_source(host)
+            job = self.submit(d, "create", create, "generate", None)
+            created.append(job)
+            self.result.jobs["generate"] = job.id
+            final = self.poll(d, "poll", job)
+            self.result.outputs["generate"] = final.body
+            if "completed" in final.neutral:
+                source = source or job.id
+                if d.ops.get("content"):
+                    self.download(d, "download", self.fetch(d, "content", job))
+        source = source or self.mock_source(d.host)
         if remix is not None and retrieve is not None and self.options.remix and source:
-            job = self._expect_ok("remix", self._create("remix", remix, "remix", source))
-            rid = (job or {}).get("id")
-            if isinstance(rid, str):
-                created.append(rid)
-                self.result.jobs["remix"] = rid
-                self.result.outputs["remix"] = self.poll("poll-remix", self.url_for(retrieve, rid))
-        lst = self.op(host, "list")
-        if lst is not None:
-            self.call("list", "success", "GET", self.url_for(lst), params={"limit": 2})
-        self.probes(host, retrieve)
-        delete = self.op(host, "delete")
-        if delete is not None and self.options.cleanup:
-            for vid in created:
-                self.call("delete", "success", "DELETE", self.url_for(delete, vid))
+            job = self.submit(d, "remix", remix, "remix", source)
+            created.append(job)
+            self.result.jobs["remix"] = job.id
+            self.result.outputs["remix"] = self.poll(d, "poll-remix", job).body
+        if d.ops.get("list"):
+            with self.step("list", "success"):
+                d.list_page(limit=2)
+        self.probes(d, retrieve)
+        if d.ops.get("delete") and self.options.cleanup:
+            for job in created:
+                with self.step("delete", "success"):
+                    d.delete(job)
 
-    def _queue_urls(self, host: str, sub: dict) -> tuple[str, str, str | None]:
-        rid = sub.get("request_id")
-        status, result, cancel = self.op(host, "status"), self.op(host, "result"), self.op(host, "cancel")
-        s_url = sub.get("status_url") or (self.url_for(status, rid) if status else None)
-        r_url = sub.get("response_url") or (self.url_for(result, rid) if result else None)
-        c_url = sub.get("cancel_url") or (self.url_for(cancel, rid) if cancel else None)
-        if not s_url or not r_url:
-            raise FlowError("submit: no status or result URL")
-        return s_url, r_url, c_url
-
-    def _source_from(self, op: Operation | None, output: Any, fallback: str | None) -> str | None:
-        if isinstance(output, dict):
-            token = ((op.source or {}).get("pointer") or "/video_id").rstrip("/").rsplit("/", 1)[-1] if op else "video_id"
-            for key in (token, "video_id", "id"):
-                if isinstance(output.get(key), str):
-                    return output[key]
-        return fallback
-
-    def _file_url(self, output: Any) -> str | None:
-        """The first downloadable URL in a model output (``video.url``, ``result.url``, ``data[0].url`` ...)."""
-        if isinstance(output, dict):
-            for key in ("video", "result", "output"):
-                if isinstance(output.get(key), dict):
-                    found = self._file_url(output[key])
-                    if found:
-                        return found
-            for key in ("url", "file_url", "video_url"):
-                if isinstance(output.get(key), str) and output[key].startswith(("http://", "https://")):
-                    return output[key]
-            for v in output.values():
-                if isinstance(v, dict | list):
-                    found = self._file_url(v)
-                    if found:
-                        return found
-        elif isinstance(output, list):
-            for v in output:
-                found = self._file_url(v)
-                if found:
-                    return found
-        return None
-
-    def flow_queue(self, host: str) -> None:
+    def flow_queue(self, d: Driver) -> None:
         """submit -> poll status_url -> result -> download -> remix submit -> poll -> result -> cancel -> probes."""
-        gen, rem = self.op(host, "submit", "generate"), self.op(host, "submit", "remix")
-        status_op = self.op(host, "status")
+        gen, rem = self.op(d, "submit", "generate"), self.op(d, "submit", "remix")
         source = self.options.source_id
-        cancel_url = None
+        done: Job | None = None
         if gen is not None:
-            sub = self._expect_ok("submit", self._create("submit", gen, "generate", None)) or {}
-            self.result.jobs["generate"] = str(sub.get("request_id"))
-            s_url, r_url, cancel_url = self._queue_urls(host, sub)
-            self.poll("poll", s_url)
-            output = self._expect_ok("result", self.call("result", "success", "GET", r_url))
-            self.result.outputs["generate"] = output
-            self.download("download", self._file_url(output))
-            source = source or self._source_from(rem, output, None)
-        source = source or self.mock_source(host)
+            done = self.submit(d, "submit", gen, "generate", None)
+            self.result.jobs["generate"] = done.id
+            self.poll(d, "poll", done)
+            res = self.fetch(d, "result", done)
+            self.result.outputs["generate"] = res.answer.body
+            self.download(d, "download", res)
+            source = source or (done.source_id if rem is not None else None)
+        source = source or self.mock_source(d.host)
         if rem is not None and self.options.remix and source:
-            sub = self._expect_ok("submit-remix", self._create("submit-remix", rem, "remix", source)) or {}
-            self.result.jobs["remix"] = str(sub.get("request_id"))
-            s_url, r_url, _ = self._queue_urls(host, sub)
-            self.poll("poll-remix", s_url)
-            output = self._expect_ok("result-remix", self.call("result-remix", "success", "GET", r_url))
-            self.result.outputs["remix"] = output
-        cancel = self.op(host, "cancel")
-        if cancel_url and cancel is not None:
-            self.call("cancel-completed", None, cancel.method, cancel_url)
-        self.probes(host, status_op)
+            job = self.submit(d, "submit-remix", rem, "remix", source)
+            self.result.jobs["remix"] = job.id
+            self.poll(d, "poll-remix", job)
+            self.result.outputs["remix"] = self.fetch(d, "result-remix", job).answer.body
+        if done is not None and d.ops.get("cancel"):
+            with self.step("cancel-completed", None):
+                d.cancel(done)
+        self.probes(d, self.op(d, "status"))
 
-    def flow_job(self, host: str) -> None:
+    def flow_job(self, d: Driver) -> None:
         """submit -> poll -> download -> remix submit -> poll -> cancel of a finished job -> probes."""
-        gen, rem = self.op(host, "submit", "generate"), self.op(host, "submit", "remix")
-        retrieve, cancel = self.op(host, "retrieve"), self.op(host, "cancel")
+        gen, rem = self.op(d, "submit", "generate"), self.op(d, "submit", "remix")
+        retrieve = self.op(d, "retrieve")
         if retrieve is None:
             raise FlowError("job family without a retrieve operation")
         source = self.options.source_id
-        done: str | None = None
+        done: Job | None = None
         if gen is not None:
-            job = self._expect_ok("submit", self._create("submit", gen, "generate", None)) or {}
-            jid = job.get("id")
-            if not isinstance(jid, str):
-                raise FlowError("submit: the answer has no id")
-            self.result.jobs["generate"] = done = jid
-            final = self.poll("poll", self.url_for(retrieve, jid))
-            self.result.outputs["generate"] = final
-            self.download("download", self._file_url(final.get("result")))
-            if self.completed(final.get("status")):
-                source = source or jid
-        source = source or self.mock_source(host)
+            done = self.submit(d, "submit", gen, "generate", None)
+            self.result.jobs["generate"] = done.id
+            final = self.poll(d, "poll", done)
+            self.result.outputs["generate"] = final.body
+            self.download(d, "download", self.fetch(d, "download", done))
+            if "completed" in final.neutral:
+                source = source or done.source_id or done.id
+        source = source or self.mock_source(d.host)
         if rem is not None and self.options.remix and source:
-            job = self._expect_ok("submit-remix", self._create("submit-remix", rem, "remix", source)) or {}
-            jid = job.get("id")
-            if isinstance(jid, str):
-                self.result.jobs["remix"] = jid
-                self.result.outputs["remix"] = self.poll("poll-remix", self.url_for(retrieve, jid))
-        if cancel is not None and done:
-            self.call("cancel-completed", None, cancel.method, self.url_for(cancel, done))
-        self.probes(host, retrieve)
+            job = self.submit(d, "submit-remix", rem, "remix", source)
+            self.result.jobs["remix"] = job.id
+            self.result.outputs["remix"] = self.poll(d, "poll-remix", job).body
+        if done is not None and d.ops.get("cancel"):
+            with self.step("cancel-completed", None):
+                d.cancel(done)
+        self.probes(d, retrieve)
 
-    def flow_sync(self, host: str) -> None:
+    def flow_sync(self, d: Driver) -> None:
         """run (generate) -> download -> run (remix) -> download -> no-credentials probe."""
-        gen, rem = self.op(host, "run", "generate"), self.op(host, "run", "remix")
+        gen, rem = self.op(d, "run", "generate"), self.op(d, "run", "remix")
         source = self.options.source_id
         if gen is not None:
-            output = self._expect_ok("run", self._create("run", gen, "generate", None))
-            self.result.outputs["generate"] = output
-            self.download("download", self._file_url(output))
-            source = source or self._source_from(rem, output, None)
-        source = source or self.mock_source(host)
+            job = self.submit(d, "run", gen, "generate", None)
+            self.result.outputs["generate"] = job.submit.body
+            self.download(d, "download", self.fetch(d, "download", job))
+            source = source or (job.source_id if rem is not None else None)
+        source = source or self.mock_source(d.host)
         if rem is not None and self.options.remix and source:
-            output = self._expect_ok("run-remix", self._create("run-remix", rem, "remix", source))
-            self.result.outputs["remix"] = output
-            self.download("download-remix", self._file_url(output))
+            job = self.submit(d, "run-remix", rem, "remix", source)
+            self.result.outputs["remix"] = job.submit.body
+            self.download(d, "download-remix", self.fetch(d, "download-remix", job))
         target = rem or gen
         if target is not None and self.options.probes:
-            self.call("probe-no-auth", "error", target.method, self.url_for(target), auth=False,
-                      json_body={"prompt": "x"})
+            with self.step("probe-no-auth", "error"):
+                d.send(target.method.upper(), self._url(d, target), body={"prompt": "x"},
+                       media_type="application/json", auth=False, retry=False)
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after")
+def _retry_after(headers: dict[str, str]) -> float | None:
+    value = headers.get("retry-after")
     try:
         return min(60.0, float(value)) if value else None
     except ValueError:
@@ -664,4 +649,5 @@ def run_flow(contract: Contract, hosts: dict[str, str], api_key: str | None, rec
 
 
 __all__ = ["DEFAULT_PROMPT", "FlowError", "FlowOptions", "FlowResult", "FlowRunner", "SpendRefused",
-           "billable_plan", "check_spend", "is_free_host", "is_local", "request_body", "resolve_hosts", "run_flow"]
+           "billable_plan", "check_spend", "credentials_for", "flow_request", "is_free_host", "is_local",
+           "resolve_hosts", "run_flow"]

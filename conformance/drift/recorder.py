@@ -109,15 +109,22 @@ class Recorder:
         r = self.redactor
         ctype = response.headers.get("content-type")
         enc, body = encode_body(decoded, ctype, r)
-        if enc == "binary" and self.store_binary and len(decoded) <= self.max_blob_bytes:
-            if r.contains_secret(decoded):
-                body["blob_withheld"] = "the body contains a secret value"
-            else:
-                body["blob"] = body["sha256"]
-                with self._lock:
-                    self.cassette.blobs[body["sha256"]] = decoded
+        if enc == "binary":
+            self._keep_blob(body, decoded)
         return {"status": response.status_code, "headers": r.headers(response.headers.multi_items()),
                 "body_encoding": enc, "body": body}
+
+    def _keep_blob(self, summary: dict[str, Any], data: bytes) -> None:
+        """With ``store_binary``, keep a whole binary body (at most ``max_blob_bytes``) beside the cassette and
+        name it in its ``summary``; a body holding a secret is withheld (the summary says so)."""
+        if not self.store_binary or len(data) > self.max_blob_bytes:
+            return
+        if self.redactor.contains_secret(data):
+            summary["blob_withheld"] = "the body contains a secret value"
+            return
+        summary["blob"] = summary["sha256"]
+        with self._lock:
+            self.cassette.blobs[summary["sha256"]] = data
 
     def add(self, request: httpx.Request, req_content: bytes, response: httpx.Response | None,
             decoded: bytes | None, started: float, duration: float, error: BaseException | None = None) -> Interaction:
@@ -134,7 +141,6 @@ class Recorder:
             self.cassette.meta["redactions"] = self.redactor.count
         return inter
 
-
     def record_exchange(self, ex: Any, label: str | None = None, expect: str | None = None) -> Interaction:
         """Record an exchange of the conformance suite's HTTP client (``conformance.http.Exchange``: method,
         url, request_headers, request_body, status, response_headers, response_body, elapsed, started,
@@ -142,7 +148,8 @@ class Recorder:
 
         That client keeps at most its ``BODY_KEEP_BYTES`` of a response body: a cut binary body is
         summarised with the length from ``Content-Length`` and ``"truncated": true`` (its sha256 covers the
-        kept bytes only).
+        kept bytes only). With ``store_binary`` a whole (not cut) binary body is kept as a blob, as the
+        transports keep theirs.
         """
         r = self.redactor
         req_headers = dict(ex.request_headers or {})
@@ -158,6 +165,8 @@ class Recorder:
             if renc == "binary" and declared and declared.isdigit() and int(declared) > len(ex.response_body):
                 rbody["length"] = int(declared)
                 rbody["truncated"] = True
+            elif renc == "binary":
+                self._keep_blob(rbody, ex.response_body)
             resp = {"status": ex.status, "headers": r.headers(rh.items()), "body_encoding": renc, "body": rbody}
         step_label, step_expect = getattr(self._local, "step", None) or (None, None)
         with self._lock:
@@ -169,6 +178,21 @@ class Recorder:
             self.cassette.interactions.append(inter)
             self.cassette.meta["redactions"] = r.count
         return inter
+
+
+    def complete_body(self, inter: Interaction, data: bytes) -> None:
+        """Give a recorded binary response whose body the HTTP client cut (``"truncated": true``, see
+        :meth:`record_exchange`) its whole ``data`` (bytes, as the caller read them): the summary then covers
+        every byte, and with ``store_binary`` the body is kept as a blob. Other interactions are left as they are.
+        """
+        resp = inter.response
+        if not resp or resp.get("body_encoding") != "binary" or not (resp.get("body") or {}).get("truncated"):
+            return
+        ctype = next((v for k, v in (resp.get("headers") or {}).items() if k.lower() == "content-type"), None)
+        _, body = encode_body(data, ctype, self.redactor)
+        self._keep_blob(body, data)
+        with self._lock:
+            resp["body"] = body
 
 
 class GuardRefused(httpx.TransportError):

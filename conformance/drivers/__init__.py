@@ -1,8 +1,8 @@
 """Family drivers: one per protocol family, chosen by the host's ``family`` in provider.yaml.
 
 ``drivers_for(contract, target, client)`` returns one driver per provider host the target has a URL for.
-A drift recorder (another feature) reuses these drivers: every request they send passes through
-``client.hooks`` (see :mod:`conformance.http`).
+The drift recorder (:mod:`conformance.drift.flows`) drives providers through these same drivers: every
+request they send passes through ``client.hooks`` (see :mod:`conformance.http`), where it is recorded.
 """
 
 from __future__ import annotations

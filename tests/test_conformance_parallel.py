@@ -256,7 +256,10 @@ def test_max_time_ends_every_process_with_one_merged_report_and_exit_3(tmp_path)
     t0 = time.monotonic()
     proc = cli("run", "--all", "--parallel", "2", "--max-time", "5", "--no-progress", "--json", str(report))
     took = time.monotonic() - t0
-    assert proc.returncode == 3, proc.stderr[-2000:]
+    failed = ""
+    if proc.returncode != 3 and report.exists():  # name the check that failed (seen once under heavy load)
+        failed = json.dumps([o for o in json.loads(report.read_text())["outcomes"] if o["status"] == "failed"])
+    assert proc.returncode == 3, proc.stderr[-2000:] + proc.stdout[-3000:] + failed[:4000]
     assert took < 5 + 12, f"a --max-time 5 run took {took:.1f} s"
     data = json.loads(report.read_text())
     assert data["stopped"] == "max_time" and [e["name"] for e in data["suite_errors"]] == ["max_time"]

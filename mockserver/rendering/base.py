@@ -228,6 +228,24 @@ class Family:
         source, err = self.resolve_source(ctx, body)
         return kind, source, err
 
+    def submit_job(self, ctx, *, logs: bool | None = None) -> tuple[eng.Job | None, web.Response | None]:
+        """The front every creating operation of the queue, job and sync families shares: the request's
+        webhook URL checked (:meth:`webhook_error`), its job kind and remix source resolved
+        (:meth:`kind_and_source`), the job created (:meth:`create_job`, with ``logs``, the ``logs`` flag of a
+        queue submit). Returns ``(job, None)``, or ``(None, the provider's error response)``.
+
+        Raises:
+            mockserver.timing.TimingHeaderError: a malformed ``X-Mock-Timing`` header (see :meth:`create_job`).
+        """
+        body = ctx.body if isinstance(ctx.body, dict) else {}
+        err = self.webhook_error(ctx)
+        if err is not None:
+            return None, err
+        kind, source, err = self.kind_and_source(ctx, body)
+        if err is not None:
+            return None, err
+        return self.create_job(ctx, body, kind=kind, source=source, logs=logs), None
+
     def webhook_error(self, ctx) -> web.Response | None:
         """The provider's ``validation`` error when the request's webhook URL uses a scheme provider.yaml
         ``mock.webhook.url_schemes`` does not allow, else None."""

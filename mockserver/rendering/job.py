@@ -90,14 +90,9 @@ class JobFamily(Family):
 
     # -- operations ---------------------------------------------------------------------------------
     async def op_submit(self, ctx) -> web.Response:
-        body = ctx.body if isinstance(ctx.body, dict) else {}
-        err = self.webhook_error(ctx)
+        job, err = self.submit_job(ctx)
         if err is not None:
             return err
-        kind, source, err = self.kind_and_source(ctx, body)
-        if err is not None:
-            return err
-        job = self.create_job(ctx, body, kind=kind, source=source)
         return ctx.json(self.job_object(job), status=self._success_status(ctx.op))
 
     async def op_retrieve(self, ctx) -> web.Response:

@@ -152,14 +152,9 @@ class QueueFamily(QueueOutputs):
 
     # -- operations ---------------------------------------------------------------------------------
     async def op_submit(self, ctx) -> web.Response:
-        body = ctx.body if isinstance(ctx.body, dict) else {}
-        err = self.webhook_error(ctx)
+        job, err = self.submit_job(ctx, logs=self._logs_flag(ctx))
         if err is not None:
             return err
-        kind, source, err = self.kind_and_source(ctx, body)
-        if err is not None:
-            return err
-        job = self.create_job(ctx, body, kind=kind, source=source, logs=self._logs_flag(ctx))
         return ctx.json(self.render("submit", self.variables(job, self.job_state(job))))
 
     async def op_status(self, ctx) -> web.Response:

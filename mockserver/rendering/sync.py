@@ -74,14 +74,9 @@ class SyncFamily(QueueOutputs):
                 pass
 
     async def op_run(self, ctx) -> web.Response:
-        body = ctx.body if isinstance(ctx.body, dict) else {}
-        err = self.webhook_error(ctx)
+        job, err = self.submit_job(ctx)
         if err is not None:
             return err
-        kind, source, err = self.kind_and_source(ctx, body)
-        if err is not None:
-            return err
-        job = self.create_job(ctx, body, kind=kind, source=source)
         st = await self.wait_terminal(ctx, job)
         if st is None:
             spec = self.sync_settings.get("timeout") or {"error": "server_error"}

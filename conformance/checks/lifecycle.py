@@ -8,6 +8,7 @@ evaluated at all (the skip reason is worded from it). Adding a property is addin
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from specs.families import SOURCED_KINDS
@@ -571,46 +572,8 @@ def cancel_semantics(run: ProviderRun, ev: Event) -> None:
        needs_spend=True, requires={"capability": "remix", "state": "completed"},
        source=Source("contract", "the remix operation and the lineage field (remixed_from_*)"))
 def remix_lineage(run: ProviderRun, ev: Event) -> None:
-    job = ev.job
-    if ev.kind == "final":
-        if job.kind == "remix" and job.submit.ok:
-            if job.remix_expect == "reject":
-                run.expect("remix_lineage", job.final in ("failed", "cancelled", None),
-                           f"a remix of a source that was not completed ({job.remix_source_state}) completed",
-                           exchange=job.submit.exchange, operation=job.label(),
-                           source=run.source("remix_lineage", _reject_expectation(job.remix_source_state),
-                                             _REMIX_REJECT))
-        return
-    expect = ev.data.get("expect")
-    ans = job.submit
-    if job.expect_failure and not ans.ok and 400 <= ans.status < 500:
-        return  # a forced failure surfaced in the answer itself (synchronous family): judged by failed_has_error
-    if ans.status >= 500:
-        run.fail("remix_lineage", f"remix answered {ans.status}", exchange=ans.exchange, operation=job.label())
-        return
-    if expect == "accept":
-        if not run.expect("remix_lineage", ans.ok, f"a remix of a completed source was answered {ans.status}",
-                          exchange=ans.exchange, operation=job.label()):
-            return
-    elif expect == "reject" and not ans.ok:
-        run.expect("remix_lineage", 400 <= ans.status < 500,
-                   f"a remix of a {ev.data.get('state')} source answered {ans.status}, expected a 4xx",
-                   exchange=ans.exchange, operation=job.label(),
-                   source=run.source("remix_lineage", _reject_expectation(ev.data.get("state")), _REMIX_REJECT))
-        return
-    if not ans.ok:
-        return
-    if job.id and job.source_ref and job.id == job.source_ref:
-        run.fail("remix_lineage", f"the remix got its source's id {job.id!r}", exchange=ans.exchange,
-                 operation=job.label())
-        return
-    first = job.snapshots[0] if job.snapshots else None
-    if first is not None and first.lineage is not MISSING:
-        run.expect("remix_lineage", first.lineage == job.source_ref,
-                   f"remixed_from is {first.lineage!r}, expected the source {job.source_ref!r}",
-                   exchange=ans.exchange, operation=job.label())
-    elif expect == "accept":
-        run.ok("remix_lineage")
+    _judge_lineage(run, ev, "remix_lineage", "remix", "remix",
+                   lambda state: run.source("remix_lineage", _reject_expectation(state), _REMIX_REJECT))
 
 
 _EXTEND_REJECT = Source("mock", "our mock rejects an extension of a source that is not completed (a 4xx)")
@@ -622,40 +585,53 @@ _EXTEND_REJECT = Source("mock", "our mock rejects an extension of a source that 
        events=("extend", "final"), needs_spend=True, requires={"capability": "extend", "state": "completed"},
        source=Source("contract", "the extend operation (x-role extend, x-source) and the lineage field"))
 def extend_lineage(run: ProviderRun, ev: Event) -> None:
+    reject = run.source("extend_lineage", "extend_rejects_unfinished", _EXTEND_REJECT)
+    _judge_lineage(run, ev, "extend_lineage", "extend", "extension", lambda state: reject)
+
+
+def _judge_lineage(run: ProviderRun, ev: Event, name: str, kind: str, noun: str,
+                   reject_source: Callable[[str | None], Source]) -> None:
+    """What remix_lineage and extend_lineage judge alike, for a job of ``kind`` (``remix``, ``extend``) made
+    from a source: on its ``final`` event, a job whose source was not completed must not complete; on its
+    creating event, a completed source is accepted (never a 5xx), another is refused with a 4xx (or fails
+    later), the new job has its own id and its lineage field names the source. ``noun`` words the messages;
+    ``reject_source(state)`` is where "a source in ``state`` is refused" comes from."""
     job = ev.job
-    reject_source = run.source("extend_lineage", "extend_rejects_unfinished", _EXTEND_REJECT)
     if ev.kind == "final":
-        if job.kind == "extend" and job.submit.ok and job.remix_expect == "reject":
-            run.expect("extend_lineage", job.final in ("failed", "cancelled", None),
-                       f"an extension of a source that was not completed ({job.remix_source_state}) completed",
-                       exchange=job.submit.exchange, operation=job.label(), source=reject_source)
+        if job.kind == kind and job.submit.ok and job.remix_expect == "reject":
+            run.expect(name, job.final in ("failed", "cancelled", None),
+                       f"a {noun} of a source that was not completed ({job.remix_source_state}) completed",
+                       exchange=job.submit.exchange, operation=job.label(),
+                       source=reject_source(job.remix_source_state))
         return
-    expect, ans = ev.data.get("expect"), job.submit
+    expect = ev.data.get("expect")
+    ans = job.submit
+    if job.expect_failure and not ans.ok and 400 <= ans.status < 500:
+        return  # a forced failure surfaced in the answer itself (synchronous family): judged by failed_has_error
     if ans.status >= 500:
-        run.fail("extend_lineage", f"extend answered {ans.status}", exchange=ans.exchange, operation=job.label())
+        run.fail(name, f"{kind} answered {ans.status}", exchange=ans.exchange, operation=job.label())
         return
     if expect == "accept":
-        if not run.expect("extend_lineage", ans.ok, f"an extension of a completed source was answered {ans.status}",
+        if not run.expect(name, ans.ok, f"a {noun} of a completed source was answered {ans.status}",
                           exchange=ans.exchange, operation=job.label()):
             return
     elif expect == "reject" and not ans.ok:
-        run.expect("extend_lineage", 400 <= ans.status < 500,
-                   f"an extension of a {ev.data.get('state')} source answered {ans.status}, expected a 4xx",
-                   exchange=ans.exchange, operation=job.label(), source=reject_source)
+        run.expect(name, 400 <= ans.status < 500,
+                   f"a {noun} of a {ev.data.get('state')} source answered {ans.status}, expected a 4xx",
+                   exchange=ans.exchange, operation=job.label(), source=reject_source(ev.data.get("state")))
         return
     if not ans.ok:
         return
     if job.id and job.source_ref and job.id == job.source_ref:
-        run.fail("extend_lineage", f"the extension got its source's id {job.id!r}", exchange=ans.exchange,
-                 operation=job.label())
+        run.fail(name, f"the {noun} got its source's id {job.id!r}", exchange=ans.exchange, operation=job.label())
         return
     first = job.snapshots[0] if job.snapshots else None
     if first is not None and first.lineage is not MISSING:
-        run.expect("extend_lineage", first.lineage == job.source_ref,
-                   f"remixed_from is {first.lineage!r}, expected the extended source {job.source_ref!r}",
+        run.expect(name, first.lineage == job.source_ref,
+                   f"remixed_from is {first.lineage!r}, expected the source {job.source_ref!r}",
                    exchange=ans.exchange, operation=job.label())
     elif expect == "accept":
-        run.ok("extend_lineage")
+        run.ok(name)
 
 
 @check("extend_duration", "lifecycle", "An extension's seconds are the stitched total (the source's seconds plus "

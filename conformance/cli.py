@@ -236,35 +236,16 @@ def _report_paths(args: argparse.Namespace) -> None:
 
 
 def _rerun_base(args: argparse.Namespace) -> str:
-    """The ``conformance run`` options that name the same target and budget (for re-run commands)."""
+    """The ``conformance run`` options that name the same target, budget and generation (for re-run commands):
+    :func:`conformance.parallel.run_options` without the values that are the parser's defaults."""
     import shlex
 
-    parts = ["conformance", "run"]
-    if args.base_url:
-        parts += ["--base-url", args.base_url]
-    for v in args.host_url:
-        parts += ["--host-url", v]
-    for v in args.api_key_env:
-        parts += ["--api-key-env", v]
+    from .parallel import run_options
+
+    defaults = vars(build_parser().parse_args(["run"]))
+    parts = ["conformance", "run", *run_options(args, defaults)]
     for v in args.source_video_id:
         parts += ["--source-video-id", v]
-    if args.free_target:
-        parts.append("--free-target")
-    if args.only_target_hosts:
-        parts.append("--only-target-hosts")
-    if args.speed is not None:
-        parts += ["--speed", f"{args.speed:g}"]
-    if args.allow_spend:
-        parts.append("--allow-spend")
-    for flag, value in (("--max-paid-jobs", args.max_paid_jobs), ("--max-video-seconds", args.max_video_seconds),
-                        ("--max-spend-usd", args.max_spend_usd), ("--usd-per-second", args.usd_per_second),
-                        ("--job-timeout", args.job_timeout)):
-        if value is not None:
-            parts += [flag, f"{value:g}"]
-    for flag, value, default in (("--examples", args.examples, 50), ("--lifecycle-runs", args.lifecycle_runs, 4),
-                                 ("--lifecycle-steps", args.lifecycle_steps, 14)):
-        if value != default:
-            parts += [flag, str(value)]
     return " ".join(shlex.quote(p) for p in parts)
 
 

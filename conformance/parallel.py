@@ -100,42 +100,60 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
+#: The ``conformance run`` options that a run passes on unchanged (to its worker processes, into its re-run
+#: commands): ``(flag, argparse dest, kind)``, kind ``flag`` (store_true), ``many`` (repeatable) or ``value``.
+#: One table, so a new option of the target, budget or generation is passed on everywhere or nowhere.
+RUN_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--base-url", "base_url", "value"), ("--host-url", "host_url", "many"), ("--api-key-env", "api_key_env", "many"),
+    ("--only-target-hosts", "only_target_hosts", "flag"), ("--free-target", "free_target", "flag"),
+    ("--allow-spend", "allow_spend", "flag"), ("--speed", "speed", "value"), ("--timeout", "timeout", "value"),
+    ("--job-timeout", "job_timeout", "value"), ("--max-paid-jobs", "max_paid_jobs", "value"),
+    ("--max-video-seconds", "max_video_seconds", "value"), ("--max-spend-usd", "max_spend_usd", "value"),
+    ("--usd-per-second", "usd_per_second", "value"), ("--examples", "examples", "value"),
+    ("--paid-examples", "paid_examples", "value"), ("--lifecycle-runs", "lifecycle_runs", "value"),
+    ("--lifecycle-steps", "lifecycle_steps", "value"), ("--workers", "workers", "value"),
+)
+
+
+def run_options(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> list[str]:
+    """The arguments that repeat ``args``' :data:`RUN_OPTIONS` (target, budget, timing, generation), leaving
+    out unset ones and those equal to ``defaults`` (argparse dest -> the parser's default; None: keep every set
+    value). Numbers keep their exact value (floats as ``repr``)."""
+    out: list[str] = []
+    for flag, dest, kind in RUN_OPTIONS:
+        value = getattr(args, dest, None)
+        if value is None or value is False or value == [] or (defaults is not None and value == defaults.get(dest)):
+            continue
+        if kind == "flag":
+            out.append(flag)
+        elif kind == "many":
+            for v in value:
+                out += [flag, str(v)]
+        else:
+            out += [flag, _num(value) if isinstance(value, float) else str(value)]
+    return out
+
+
 def worker_argv(args: argparse.Namespace, providers: list[str], seed: int, report: str,
                 deadline: float | None) -> list[str]:
-    """The ``conformance`` arguments of the process that checks ``providers``: the run's options, its seed,
-    ``--json report`` and the hidden worker flags (``deadline``: wall-clock epoch seconds of ``--max-time``,
-    or None). Report flags other than its JSON are not passed (the parent writes them)."""
+    """The ``conformance`` arguments of the process that checks ``providers``: the run's options
+    (:func:`run_options`), its seed, ``--json report`` and the hidden worker flags (``deadline``: wall-clock
+    epoch seconds of ``--max-time``, or None). Report flags other than its JSON are not passed (the parent
+    writes them)."""
     out = ["run", "--parallel-worker", "--seed", str(seed), "--json", report]
     for pid in providers:
         out += ["--provider", pid]
     for name in args.check:
         out += ["--check", name]
-    if args.base_url:
-        out += ["--base-url", args.base_url]
-    for v in args.host_url:
-        out += ["--host-url", v]
-    for v in args.api_key_env:
-        out += ["--api-key-env", v]
+    out += run_options(args)
     for v in args.source_video_id:  # only this process's providers, keyed (an unkeyed id names the one provider)
         pid, sep, vid = v.partition("=")
         if not sep:
             pid, vid = providers[0], v
         if pid in providers:
             out += ["--source-video-id", f"{pid}={vid}"]
-    for flag, on in (("--only-target-hosts", args.only_target_hosts), ("--free-target", args.free_target),
-                     ("--allow-spend", args.allow_spend), ("--no-progress", args.no_progress)):
-        if on:
-            out.append(flag)
-    for flag, value in (("--speed", args.speed), ("--timeout", args.timeout), ("--job-timeout", args.job_timeout),
-                        ("--max-video-seconds", args.max_video_seconds), ("--max-spend-usd", args.max_spend_usd),
-                        ("--usd-per-second", args.usd_per_second)):
-        if value is not None:
-            out += [flag, _num(value)]
-    for flag, value in (("--max-paid-jobs", args.max_paid_jobs), ("--examples", args.examples),
-                        ("--paid-examples", args.paid_examples), ("--lifecycle-runs", args.lifecycle_runs),
-                        ("--lifecycle-steps", args.lifecycle_steps), ("--workers", args.workers)):
-        if value is not None:
-            out += [flag, str(value)]
+    if args.no_progress:
+        out.append("--no-progress")
     if deadline is not None:
         out += ["--parallel-deadline", repr(deadline)]
     return out

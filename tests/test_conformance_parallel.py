@@ -337,3 +337,32 @@ def test_processes_stop_when_their_parent_is_killed(tmp_path):
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, "worker processes outlived their parent"
+
+
+#: ``conformance run`` options a run does not pass on through parallel.RUN_OPTIONS, each for a reason: which
+#: providers and checks a process gets, its seed and report, and the parent's own settings.
+NOT_PASSED_ON = {"command", "provider", "all", "check", "seed", "source_video_id", "max_time", "dry_run", "parallel",
+                 "parallel_worker", "parallel_deadline", "junit", "json", "markdown", "html", "no_progress"}
+
+
+def test_every_run_option_is_passed_on_or_deliberately_not():
+    """A new option of ``conformance run`` must be added to parallel.RUN_OPTIONS (or named above), else a
+    --parallel worker and a re-run command would silently run with its default."""
+    dests = set(vars(build_parser().parse_args(["run"])))
+    assert dests - NOT_PASSED_ON == {dest for _, dest, _ in parallel.RUN_OPTIONS}
+
+
+def test_run_options_repeat_every_set_value_and_drop_defaults():
+    argv = ["run", "--base-url", "http://127.0.0.1:9", "--host-url", "api=http://127.0.0.1:8", "--api-key-env",
+            "openai=K", "--only-target-hosts", "--free-target", "--allow-spend", "--speed", "2.5", "--timeout", "7",
+            "--job-timeout", "30", "--max-paid-jobs", "2", "--max-video-seconds", "8", "--max-spend-usd", "1.5",
+            "--usd-per-second", "0.1", "--examples", "9", "--paid-examples", "2", "--lifecycle-runs", "3",
+            "--lifecycle-steps", "5", "--workers", "3"]
+    args = build_parser().parse_args(argv)
+    again = build_parser().parse_args(["run", *parallel.run_options(args)])
+    for _, dest, _ in parallel.RUN_OPTIONS:
+        assert getattr(again, dest) == getattr(args, dest), dest
+    defaults = vars(build_parser().parse_args(["run"]))
+    assert parallel.run_options(build_parser().parse_args(["run"]), defaults) == []
+    worker = parallel.worker_argv(args, ["openai"], 5, "r.json", None)
+    assert build_parser().parse_args(worker).max_spend_usd == 1.5 and "--provider" in worker
